@@ -1,0 +1,73 @@
+/**
+ * Every error ssekit throws or reports is an {@link SseError} with a stable `code`, so callers can
+ * branch on `err.code` instead of parsing messages. Errors that map to an HTTP answer carry `status`
+ * (and `statusCode`, the name Fastify reads) and optional `headers`, which Express's finalhandler and
+ * Fastify's error handler both apply.
+ */
+export type SseErrorCode =
+  /** `event`/`id` holds CR, LF (or NUL for `id`), or `retry` is not a non-negative integer. */
+  | 'ERR_SSE_INVALID_FIELD'
+  /** An event with neither `data` nor any other field. */
+  | 'ERR_SSE_NO_DATA'
+  /** The serializer threw or returned something other than a string. */
+  | 'ERR_SSE_SERIALIZE'
+  /** An option passed to a factory is out of range or of the wrong type. */
+  | 'ERR_SSE_INVALID_OPTION'
+  /** The response had already started when a stream was opened on it. */
+  | 'ERR_SSE_HEADERS_SENT'
+  /** The connection limit (`maxConnections`) was reached: answered 503 with `Retry-After`. */
+  | 'ERR_SSE_TOO_MANY_CONNECTIONS'
+  /** The client did not read: the outgoing queue passed `highWaterMark` (policy `close`). */
+  | 'ERR_SSE_OVERFLOW'
+  /** The socket did not drain within `sendTimeout`. */
+  | 'ERR_SSE_SEND_TIMEOUT'
+  /** A piped source (iterable, Readable, ReadableStream) threw. */
+  | 'ERR_SSE_SOURCE'
+  /** A topic name is empty or not a string, or the `topics` option refused the request. */
+  | 'ERR_SSE_INVALID_TOPIC'
+  /** The request may not subscribe (the `topics` option refused it): 403 unless the error says otherwise. */
+  | 'ERR_SSE_FORBIDDEN'
+  /** The client does not accept `text/event-stream` and nothing else serves this route: 406. */
+  | 'ERR_SSE_NOT_ACCEPTABLE'
+  /** The backplane failed to publish, replay or deliver. */
+  | 'ERR_SSE_BACKPLANE'
+  /** The hub or backplane was closed. */
+  | 'ERR_SSE_CLOSED';
+
+/** Options for {@link SseError}. */
+export interface SseErrorOptions {
+  /** HTTP status this error answers with, when it happens before the stream opened. */
+  status?: number;
+  /** Extra response headers (e.g. `Retry-After`) for that answer. */
+  headers?: Record<string, string>;
+  /** The underlying error. */
+  cause?: unknown;
+}
+
+/** The one error class of ssekit. `code` is stable; `message` is for humans. */
+export class SseError extends Error {
+  override readonly name = 'SseError';
+  readonly code: SseErrorCode;
+  /** HTTP status, when the error answers a request (e.g. 503, 403, 406). */
+  readonly status: number | undefined;
+  /** Same as `status`: the property Fastify's error handler reads. */
+  readonly statusCode: number | undefined;
+  /** Headers for that answer (e.g. `Retry-After`); applied by Express's finalhandler and by Fastify. */
+  readonly headers: Record<string, string> | undefined;
+  /** Client errors (4xx/503) are safe to show: Express's finalhandler reads `expose`. */
+  readonly expose: boolean;
+
+  constructor(code: SseErrorCode, message: string, options: SseErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.status = options.status;
+    this.statusCode = options.status;
+    this.headers = options.headers;
+    this.expose = options.status !== undefined && options.status < 500;
+  }
+}
+
+/** True when `err` is an {@link SseError}, optionally with the given code. */
+export function isSseError(err: unknown, code?: SseErrorCode): err is SseError {
+  return err instanceof SseError && (code === undefined || err.code === code);
+}
