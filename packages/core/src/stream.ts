@@ -160,6 +160,8 @@ export class EventStream implements Flushable, Tickable, GroupMember {
   #resolveClosed: (() => void) | undefined;
   #readyWaiters: (() => void)[] | undefined;
   #closeReason: unknown;
+  #dropped = 0;
+  #slow = false;
 
   /** @internal Use {@link createEventStream}. */
   constructor(req: SseRequest, res: SseResponse, options: EventStreamOptions, lastEventId: string | undefined) {
@@ -225,6 +227,21 @@ export class EventStream implements Flushable, Tickable, GroupMember {
   /** True while the socket has not drained: wait for {@link ready} before producing more. */
   get needsDrain(): boolean {
     return this.#waitingDrain || this.#queuedBytes >= this.#hwm;
+  }
+
+  /** Whole events this stream dropped (policy `drop`) or left unsent when closed for overflow. */
+  get droppedEvents(): number {
+    return this.#dropped;
+  }
+
+  /** True when the stream was closed because its client did not read (overflow `close` or `sendTimeout`). */
+  get closedForSlowness(): boolean {
+    return this.#slow;
+  }
+
+  /** Why the stream closed: `undefined` for a normal close or disconnect, else the error. */
+  get closeReason(): unknown {
+    return this.#closeReason;
   }
 
   /** Bytes waiting in this stream's queue (not yet handed to the socket). */
@@ -504,9 +521,12 @@ export class EventStream implements Flushable, Tickable, GroupMember {
         dropped += this.#queueEvents.shift() as number;
       }
       info.droppedEvents = dropped;
+      this.#dropped += dropped;
       writeCounters.dropped += dropped;
     } else {
       info.droppedEvents = events;
+      this.#dropped += events;
+      this.#slow = true;
       writeCounters.dropped += events;
       writeCounters.slowClosed++;
       const error = new SseError(

@@ -1,0 +1,430 @@
+/**
+ * The hub: topics, fan-out and resume.
+ *
+ * Fan-out costs one serialization and one frame per published message, whatever the subscriber count:
+ * subscribers with the same topics (and no filter) form one group, a turn's messages are joined once
+ * per group, and that one string (or Buffer) is written to every stream of the group. A stream on
+ * several topics sits in one group, so a message published to several of them reaches it once.
+ *
+ * Resume is race-free: a stream that comes back with a `Last-Event-ID` joins its group at once but is
+ * held (its writes queue); the backplane is asked for what came after that id up to the current
+ * position; the replay is written, then what queued meanwhile. Live messages after the position are
+ * exactly the queued ones, so there is no gap and no duplicate. When history cannot cover the id, the
+ * client gets a gap event instead, then live messages.
+ */
+import { type Backplane, type BackplaneMessage, memoryBackplane } from './backplane.js';
+import { SseError } from './errors.js';
+import { type Flushable, flushQueued, scheduleFlush } from './flush.js';
+import { assertValidEventName, assertValidId, encode, encodeData, type Serializer } from './frame.js';
+import { type CloseOptions, StreamGroup, type StreamGroupOptions } from './group.js';
+import type { HistoryOptions } from './history.js';
+import type { EventStream } from './stream.js';
+
+/** A message as a subscriber's `filter` sees it (data is the serialized text). */
+export type HubMessage = Readonly<Pick<BackplaneMessage, 'id' | 'topics' | 'event' | 'data'>>;
+
+/** Options of {@link createHub}. */
+export interface HubOptions extends StreamGroupOptions {
+  /** Where ids, history and cross-instance delivery come from. Default: an in-memory backplane. */
+  backplane?: Backplane;
+  /** History of the default in-memory backplane; `false` keeps none. Default `{ size: 1000 }`. */
+  history?: HistoryOptions | false;
+  /** Event type of the gap event. Default `'ssekit-gap'`. */
+  gapEvent?: string;
+  /** Serializer for non-string data. Default `JSON.stringify`. */
+  serialize?: Serializer;
+  /** Receives errors no caller can catch (a failed replay). Default `console.error`. */
+  onError?: (error: unknown) => void;
+}
+
+/** Options of {@link Hub.subscribe}. */
+export interface SubscribeOptions {
+  /** Only messages for which this returns true reach this stream (evaluated once per message). */
+  filter?: (message: HubMessage) => boolean;
+  /** Resume after this id. Default: the stream's own `lastEventId`. */
+  lastEventId?: string;
+}
+
+/** Options of {@link Hub.publish}. */
+export interface PublishOptions {
+  /** The event type. */
+  event?: string;
+  /** A caller-chosen id. Default: the backplane assigns an ordered one. */
+  id?: string;
+}
+
+/** The data of the gap event. */
+export interface GapData {
+  /** The id the client asked to resume after. */
+  lastEventId: string;
+  /** The oldest id history still holds, if known. */
+  oldestId: string | null;
+}
+
+/** Counters of a hub. */
+export interface HubStats {
+  /** Streams subscribed now. */
+  streams: number;
+  /** Subscribed streams per topic. */
+  topics: Record<string, number>;
+  /** `publish()` calls on this hub that the backplane accepted. */
+  published: number;
+  /** Messages this hub received from its backplane and fanned out (its own and other instances'). */
+  delivered: number;
+  /** Events written to streams (one per event per stream), replays included. */
+  frames: number;
+  /** Bytes (string length for text) written to streams. */
+  bytes: number;
+  /** Resumes served from history / answered with a gap event. */
+  replays: number;
+  gaps: number;
+  /** Events dropped by streams' `drop` policy. */
+  dropped: number;
+  /** Streams closed because their client did not read. */
+  slowClosed: number;
+  /** Connections refused by `maxConnections`. */
+  refused: number;
+}
+
+interface Group {
+  readonly topics: readonly string[];
+  readonly filter: ((message: HubMessage) => boolean) | undefined;
+  readonly streams: Set<EventStream>;
+  parts: string[];
+  lastMessage: number;
+  key: string;
+}
+
+interface Subscription {
+  topics: Set<string>;
+  filter: ((message: HubMessage) => boolean) | undefined;
+  group: Group;
+  offClose: () => void;
+}
+
+/** Payload types per topic, for typed hubs. */
+export type TopicMap = Record<string, unknown>;
+
+/**
+ * A set of topics that streams subscribe to and that code publishes to. Create it with
+ * {@link createHub}; give `createHub<{ prices: Price; news: string }>()` a type to have `publish` check
+ * payloads at compile time.
+ */
+export class Hub<T extends TopicMap = TopicMap> implements Flushable {
+  /** The streams of this hub, with its `maxConnections`: adapters open streams in it. */
+  readonly group: StreamGroup;
+  readonly #backplane: Backplane;
+  readonly #ownsBackplane: boolean;
+  readonly #gapEvent: string;
+  readonly #serialize: Serializer;
+  readonly #onError: (error: unknown) => void;
+  readonly #subs = new Map<EventStream, Subscription>();
+  readonly #groups = new Map<string, Group>();
+  readonly #byTopic = new Map<string, Set<Group>>();
+  readonly #unlisten: () => void;
+  #turn: BackplaneMessage[] = [];
+  #scheduled = false;
+  #messageCount = 0;
+  #closed = false;
+  #filterKeys = 0;
+  readonly #stats = { published: 0, delivered: 0, frames: 0, bytes: 0, replays: 0, gaps: 0, dropped: 0, slowClosed: 0 };
+
+  /** @internal Use {@link createHub}. */
+  constructor(options: HubOptions = {}) {
+    this.group = new StreamGroup(options);
+    this.#ownsBackplane = options.backplane === undefined;
+    this.#backplane =
+      options.backplane ?? memoryBackplane(options.history === false ? { size: 0 } : (options.history ?? {}));
+    this.#gapEvent = options.gapEvent ?? 'ssekit-gap';
+    this.#serialize = options.serialize ?? JSON.stringify;
+    this.#onError = options.onError ?? ((error) => console.error('[ssekit] hub:', error));
+    this.#unlisten = this.#backplane.subscribe(this.#receive);
+  }
+
+  /** The backplane under this hub. */
+  get backplane(): Backplane {
+    return this.#backplane;
+  }
+
+  /**
+   * Subscribes `stream` to `topics` (added to any it holds). With a last event id (the stream's own,
+   * or `options.lastEventId`) it first replays what the client missed, or sends the gap event. The
+   * stream leaves the hub when it closes. Resolves once the stream is live.
+   * @throws {SseError} `ERR_SSE_INVALID_TOPIC` for an empty or non-string topic.
+   */
+  async subscribe(
+    stream: EventStream,
+    topics: string | readonly string[],
+    options: SubscribeOptions = {},
+  ): Promise<void> {
+    const wanted = checkTopics(topics);
+    if (this.#closed) throw new SseError('ERR_SSE_CLOSED', 'the hub is closed');
+    if (!stream.isOpen) return;
+    const existing = this.#subs.get(stream);
+    const lastEventId = options.lastEventId ?? (existing ? undefined : stream.lastEventId);
+
+    if (lastEventId === undefined) {
+      if (!existing) {
+        // Give a new client the current position as its last event id (an id-only frame, no event):
+        // if it reconnects before any event reached it, it resumes from here instead of missing the
+        // events published while it was away.
+        const position = this.#backplane.position;
+        if (position !== undefined) stream.enqueue(`id: ${position}\n\n`, 0);
+      }
+      this.#attach(stream, wanted, options.filter);
+      return;
+    }
+
+    // Everything delivered so far must be written before the cut-off is taken, or it would be both
+    // replayed and written live.
+    flushQueued();
+    const upTo = this.#backplane.position;
+    stream.hold();
+    this.#attach(stream, wanted, options.filter);
+    let replay = '';
+    try {
+      const result = await this.#backplane.replay(lastEventId, wanted, upTo);
+      if (result.gap) {
+        this.#stats.gaps++;
+        const data: GapData = { lastEventId, oldestId: result.oldest ?? null };
+        replay = encode({ event: this.#gapEvent, data, id: upTo }, JSON.stringify);
+      } else {
+        this.#stats.replays++;
+        const filter = options.filter ?? existing?.filter;
+        let events = 0;
+        for (const message of result.messages) {
+          if (filter !== undefined && !this.#accepts(filter, message)) continue;
+          replay += this.#frameOf(message);
+          events++;
+        }
+        this.#stats.frames += events;
+        this.#stats.bytes += replay.length;
+      }
+    } catch (error) {
+      this.#onError(new SseError('ERR_SSE_BACKPLANE', `replay after ${lastEventId} failed`, { cause: error }));
+      this.#stats.gaps++;
+      replay = encode({ event: this.#gapEvent, data: { lastEventId, oldestId: null } satisfies GapData });
+    }
+    stream.release(replay);
+  }
+
+  /** Removes `stream` from `topics` (default: from all, leaving the hub). */
+  unsubscribe(stream: EventStream, topics?: string | readonly string[]): void {
+    const sub = this.#subs.get(stream);
+    if (sub === undefined) return;
+    this.#leaveGroup(stream, sub.group);
+    if (topics !== undefined) {
+      for (const topic of checkTopics(topics)) sub.topics.delete(topic);
+    }
+    if (topics === undefined || sub.topics.size === 0) {
+      sub.offClose();
+      this.#subs.delete(stream);
+      return;
+    }
+    sub.group = this.#joinGroup(stream, [...sub.topics], sub.filter);
+  }
+
+  /**
+   * Publishes `data` to one or several topics and resolves to the event's id. The data is serialized
+   * once and framed once for all subscribers. Rejects when the backplane did not accept the message.
+   * @throws {SseError} (as a rejection) on a bad topic, event name or id, or unserializable data.
+   */
+  async publish<K extends keyof T & string>(
+    topics: K | readonly K[],
+    data: T[K],
+    options: PublishOptions = {},
+  ): Promise<string> {
+    if (this.#closed) throw new SseError('ERR_SSE_CLOSED', 'the hub is closed');
+    const list = checkTopics(topics);
+    if (data === undefined) throw new SseError('ERR_SSE_NO_DATA', 'data is undefined');
+    // Validate here, so a bad event name or id is the publisher's error, not every subscriber's.
+    if (options.event !== undefined) assertValidEventName(options.event);
+    if (options.id !== undefined) assertValidId(options.id);
+    const text = typeof data === 'string' ? data : this.#serializeData(data);
+    const id = await this.#backplane.publish({ topics: list, event: options.event, id: options.id, data: text });
+    this.#stats.published++;
+    return id;
+  }
+
+  /** Counters of this hub. */
+  stats(): HubStats {
+    const topics: Record<string, number> = {};
+    for (const sub of this.#subs.values()) {
+      for (const topic of sub.topics) topics[topic] = (topics[topic] ?? 0) + 1;
+    }
+    let dropped = this.#stats.dropped;
+    let slowClosed = this.#stats.slowClosed;
+    for (const stream of this.#subs.keys()) dropped += stream.droppedEvents;
+    for (const stream of this.#subs.keys()) if (stream.closedForSlowness) slowClosed++;
+    return { ...this.#stats, dropped, slowClosed, streams: this.#subs.size, topics, refused: this.group.refused };
+  }
+
+  /**
+   * Closes every stream of the hub (telling clients to come back after `retry` ms when given), stops
+   * listening to the backplane, and closes the backplane if the hub created it.
+   */
+  async close(options?: CloseOptions): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.flush();
+    for (const stream of [...this.#subs.keys()]) stream.close(options);
+    this.group.closeAll(options);
+    this.#unlisten();
+    if (this.#ownsBackplane) await this.#backplane.close();
+  }
+
+  /** Writes this turn's messages: one joined chunk per group, the same chunk to each of its streams. @internal */
+  flush(): void {
+    this.#scheduled = false;
+    const turn = this.#turn;
+    if (turn.length === 0) return;
+    this.#turn = [];
+    const touched: Group[] = [];
+    for (const message of turn) {
+      const n = ++this.#messageCount;
+      let frame: string | undefined;
+      for (const topic of message.topics) {
+        const groups = this.#byTopic.get(topic);
+        if (groups === undefined) continue;
+        for (const group of groups) {
+          if (group.lastMessage === n) continue;
+          group.lastMessage = n;
+          if (group.filter !== undefined && !this.#accepts(group.filter, message)) continue;
+          frame ??= this.#frameOf(message);
+          if (group.parts.length === 0) touched.push(group);
+          group.parts.push(frame);
+        }
+      }
+    }
+    for (const group of touched) {
+      const parts = group.parts;
+      group.parts = [];
+      const text = parts.length === 1 ? (parts[0] as string) : parts.join('');
+      const size = group.streams.size;
+      // One encoding to bytes for the whole group instead of one per socket.
+      const chunk = size > 1 ? Buffer.from(text) : text;
+      this.#stats.frames += parts.length * size;
+      this.#stats.bytes += chunk.length * size;
+      for (const stream of group.streams) stream.writeNow(chunk, parts.length);
+    }
+  }
+
+  readonly #receive = (message: BackplaneMessage): void => {
+    this.#stats.delivered++;
+    this.#turn.push(message);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      scheduleFlush(this);
+    }
+  };
+
+  #frameOf(message: BackplaneMessage): string {
+    let frame = message.frame;
+    if (frame === undefined) {
+      frame = encodeData(message.data, message.event, message.id);
+      message.frame = frame;
+    }
+    return frame;
+  }
+
+  #accepts(filter: (message: HubMessage) => boolean, message: BackplaneMessage): boolean {
+    try {
+      return filter(message) === true;
+    } catch (error) {
+      this.#onError(error);
+      return false;
+    }
+  }
+
+  #serializeData(data: unknown): string {
+    let text: unknown;
+    try {
+      text = this.#serialize(data);
+    } catch (cause) {
+      throw new SseError('ERR_SSE_SERIALIZE', `could not serialize data: ${(cause as Error)?.message}`, { cause });
+    }
+    if (typeof text !== 'string') throw new SseError('ERR_SSE_SERIALIZE', 'the serializer did not return a string');
+    return text;
+  }
+
+  #attach(stream: EventStream, topics: readonly string[], filter: SubscribeOptions['filter']): void {
+    const existing = this.#subs.get(stream);
+    if (existing) {
+      for (const topic of topics) existing.topics.add(topic);
+      if (filter !== undefined) existing.filter = filter;
+      this.#leaveGroup(stream, existing.group);
+      existing.group = this.#joinGroup(stream, [...existing.topics], existing.filter);
+      return;
+    }
+    this.group.add(stream);
+    const sub: Subscription = {
+      topics: new Set(topics),
+      filter,
+      group: this.#joinGroup(stream, topics, filter),
+      offClose: stream.onClose(() => this.#detach(stream)),
+    };
+    this.#subs.set(stream, sub);
+  }
+
+  #detach(stream: EventStream): void {
+    const sub = this.#subs.get(stream);
+    if (sub === undefined) return;
+    this.#subs.delete(stream);
+    this.#leaveGroup(stream, sub.group);
+    this.#stats.dropped += stream.droppedEvents;
+    if (stream.closedForSlowness) this.#stats.slowClosed++;
+  }
+
+  #joinGroup(stream: EventStream, topics: readonly string[], filter: SubscribeOptions['filter']): Group {
+    const sorted = [...new Set(topics)].sort();
+    // Streams with a filter each form their own group: their chunks may differ.
+    const key = filter === undefined ? sorted.join('\0') : `\u0001${++this.#filterKeys}`;
+    let group = this.#groups.get(key);
+    if (group === undefined) {
+      group = { topics: sorted, filter, streams: new Set(), parts: [], lastMessage: 0, key };
+      this.#groups.set(key, group);
+      for (const topic of sorted) {
+        let set = this.#byTopic.get(topic);
+        if (set === undefined) {
+          set = new Set();
+          this.#byTopic.set(topic, set);
+        }
+        set.add(group);
+      }
+    }
+    group.streams.add(stream);
+    return group;
+  }
+
+  #leaveGroup(stream: EventStream, group: Group): void {
+    group.streams.delete(stream);
+    if (group.streams.size > 0) return;
+    this.#groups.delete(group.key);
+    for (const topic of group.topics) {
+      const set = this.#byTopic.get(topic);
+      set?.delete(group);
+      if (set?.size === 0) this.#byTopic.delete(topic);
+    }
+  }
+}
+
+/**
+ * Creates a hub. With no backplane it keeps history in memory (`history`, default 1000 messages);
+ * give it `redisBackplane()` from `@ssekit/redis` to share topics, ids and history across instances.
+ */
+export function createHub<T extends TopicMap = TopicMap>(options: HubOptions = {}): Hub<T> {
+  return new Hub<T>(options);
+}
+
+function checkTopics(topics: string | readonly string[]): string[] {
+  const list = typeof topics === 'string' ? [topics] : Array.isArray(topics) ? [...topics] : undefined;
+  if (list === undefined || list.length === 0) {
+    throw new SseError('ERR_SSE_INVALID_TOPIC', 'topics must be a non-empty string or array of strings');
+  }
+  for (const topic of list) {
+    if (typeof topic !== 'string' || topic === '') {
+      throw new SseError('ERR_SSE_INVALID_TOPIC', `a topic must be a non-empty string, got ${JSON.stringify(topic)}`);
+    }
+  }
+  return list;
+}
