@@ -24,6 +24,6 @@ export default defineConfig({
     pool: 'forks',
     reporters: ['default', 'json'],
     outputFile: { json: '.ci/results.json' },
-    typecheck: { enabled: true, include: ['packages/*/test/**/*.test-d.ts'] },
+    typecheck: { enabled: true, include: ['packages/*/test/**/*.test-d.ts'], tsconfig: './tsconfig.test.json' },
   },
 });

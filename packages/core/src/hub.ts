@@ -110,7 +110,7 @@ export type TopicMap = Record<string, unknown>;
  * {@link createHub}; give `createHub<{ prices: Price; news: string }>()` a type to have `publish` check
  * payloads at compile time.
  */
-export class Hub<T extends TopicMap = TopicMap> implements Flushable {
+export class Hub<T extends object = TopicMap> implements Flushable {
   /** The streams of this hub, with its `maxConnections`: adapters open streams in it. */
   readonly group: StreamGroup;
   readonly #backplane: Backplane;
@@ -412,7 +412,7 @@ export class Hub<T extends TopicMap = TopicMap> implements Flushable {
  * Creates a hub. With no backplane it keeps history in memory (`history`, default 1000 messages);
  * give it `redisBackplane()` from `@ssekit/redis` to share topics, ids and history across instances.
  */
-export function createHub<T extends TopicMap = TopicMap>(options: HubOptions = {}): Hub<T> {
+export function createHub<T extends object = TopicMap>(options: HubOptions = {}): Hub<T> {
   return new Hub<T>(options);
 }
 
