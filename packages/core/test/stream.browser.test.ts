@@ -84,4 +84,54 @@ describeBrowser('Chromium and the per-origin connection limit', () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
+
+  test("EventSource.close() in Chromium sends nothing, yet the server's signal aborts within 1 s", async () => {
+    const seen: { aborted: number; requests: number } = { aborted: 0, requests: 0 };
+    let openedAt = 0;
+    const server = http.createServer((req, res) => {
+      if (req.url === '/') {
+        res.writeHead(200, { 'content-type': 'text/html' });
+        res.end('<!doctype html><title>close</title>');
+        return;
+      }
+      if (req.url !== '/events') {
+        res.writeHead(404).end();
+        return;
+      }
+      seen.requests++;
+      const stream = createEventStream(req, res, { keepalive: false });
+      openedAt = Date.now();
+      stream.signal.addEventListener('abort', () => {
+        seen.aborted = Date.now();
+      });
+      stream.send('hello');
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const page = await browser.newPage();
+    try {
+      await page.goto(`http://localhost:${(server.address() as AddressInfo).port}/`);
+      await page.evaluate(
+        () =>
+          new Promise<void>((resolve) => {
+            const es = new EventSource('/events');
+            es.onmessage = () => {
+              es.close();
+              resolve();
+            };
+          }),
+      );
+      const closedAt = Date.now();
+      await expect.poll(() => seen.aborted, { timeout: 1000 }).toBeGreaterThan(0);
+      expect(seen.aborted - closedAt).toBeLessThan(1000);
+      expect(seen.aborted).toBeGreaterThanOrEqual(openedAt);
+      // Closed for good: no reconnect.
+      await page.waitForTimeout(300);
+      expect(seen.requests).toBe(1);
+    } finally {
+      await page.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
 });
