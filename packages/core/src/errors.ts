@@ -63,7 +63,7 @@ export class SseError extends Error {
     this.status = options.status;
     this.statusCode = options.status;
     this.headers = options.headers;
-    this.expose = options.status !== undefined && options.status < 500;
+    this.expose = options.status !== undefined && (options.status < 500 || options.status === 503);
   }
 }
 

@@ -49,11 +49,22 @@ export class EventStreamParser {
 
   /** Feeds bytes or text; dispatches every complete event. */
   feed(chunk: string | Uint8Array): void {
-    let text = typeof chunk === 'string' ? chunk : this.#decoder.decode(chunk, { stream: true });
-    if (this.#first && text.length > 0) {
+    let text: string;
+    if (typeof chunk === 'string') {
+      text = chunk;
+      if (this.#first && text.length > 0) {
+        this.#first = false;
+        if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+      }
+    } else {
+      // Fix: the UTF-8 decoder already drops one leading BOM (WHATWG "UTF-8 decode"); stripping here
+      // too dropped a second one, which is content (WPT eventsource/format-bom).
+      text = this.#decoder.decode(chunk, { stream: true });
       this.#first = false;
-      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     }
+    // Fix: an empty chunk (or half a character) must not forget a CR that ended the previous chunk,
+    // else the LF of a CRLF cut around it became a blank line and dispatched early.
+    if (text.length === 0) return;
     // A CR at the end of the previous chunk already ended a line; a LF right after it is part of it.
     if (this.#pendingCR && text.startsWith('\n')) text = text.slice(1);
     this.#pendingCR = false;
@@ -163,9 +174,16 @@ export async function collectEvents(
   const headers: Record<string, string> = { accept: 'text/event-stream', ...options.headers };
   if (options.lastEventId !== undefined) headers['last-event-id'] = options.lastEventId;
   const path = options.path ?? '/';
+  // Fix: the timeout also covers waiting for the response head; a server that never answered made
+  // collectEvents hang instead of rejecting.
+  const deadline = Date.now() + (options.timeout ?? 5000);
   if (typeof (target as Injectable).inject === 'function') {
-    const res = await (target as Injectable).inject({ method: 'GET', url: path, headers, payloadAsStream: true });
-    return read(res.stream(), res.statusCode, res.headers as Collected['headers'], options, () => {
+    const res = await beforeDeadline(
+      (target as Injectable).inject({ method: 'GET', url: path, headers, payloadAsStream: true }),
+      deadline,
+      options,
+    );
+    return read(res.stream(), res.statusCode, res.headers as Collected['headers'], options, deadline, () => {
       (res.stream() as unknown as { destroy?: () => void }).destroy?.();
     });
   }
@@ -187,16 +205,52 @@ export async function collectEvents(
     url = new URL(path, `http://127.0.0.1:${address.port}`);
   }
   const controller = new AbortController();
-  const res = await fetch(url, { headers, signal: controller.signal });
+  const res = await beforeDeadline(fetch(url, { headers, signal: controller.signal }), deadline, options, () =>
+    controller.abort(),
+  );
   const responseHeaders: Collected['headers'] = {};
   res.headers.forEach((value, name) => {
     responseHeaders[name] = value;
   });
   if (res.body === null) return { ...parseEventStream(''), status: res.status, headers: responseHeaders };
   const body = res.body;
-  return read(body as unknown as AsyncIterable<Uint8Array>, res.status, responseHeaders, options, () =>
+  return read(body as unknown as AsyncIterable<Uint8Array>, res.status, responseHeaders, options, deadline, () =>
     controller.abort(),
   );
+}
+
+/** Settles like `promise`, or rejects (after calling `abort`) when the deadline passes first. */
+function beforeDeadline<T>(
+  promise: Promise<T>,
+  deadline: number,
+  options: CollectOptions,
+  abort?: () => void,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(
+      () => {
+        abort?.();
+        const wanted = options.count ?? 'all';
+        reject(
+          Object.assign(
+            new Error(`collectEvents: no response, 0 of ${wanted} events within ${options.timeout ?? 5000} ms`),
+            { events: [] },
+          ),
+        );
+      },
+      Math.max(0, deadline - Date.now()),
+    );
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
 }
 
 function read(
@@ -204,6 +258,7 @@ function read(
   status: number,
   headers: Collected['headers'],
   options: CollectOptions,
+  deadline: number,
   disconnect: () => void,
 ): Promise<Collected> {
   const parser = new EventStreamParser();
@@ -225,7 +280,7 @@ function read(
             `collectEvents: ${parser.result.events.length} of ${wanted} events within ${options.timeout ?? 5000} ms`,
           ),
         ),
-      options.timeout ?? 5000,
+      Math.max(0, deadline - Date.now()),
     );
     (async () => {
       try {
@@ -247,8 +302,13 @@ function read(
  * A superagent/supertest parser: `request(app).get('/events').parse(sseParser({ count: 3 }))` gives
  * `res.body` as the parsed events. Without `count` it reads until the server ends the stream.
  */
-export function sseParser(options: { count?: number } = {}) {
-  return (res: IncomingMessage, callback: (error: Error | null, body: ParsedEvent[]) => void): void => {
+export function sseParser(
+  options: { count?: number } = {},
+): (res: unknown, callback: (error: Error | null, body: ParsedEvent[]) => void) => void {
+  // Fix: typed `res: unknown` so that `.parse(sseParser())` type-checks against superagent's own
+  // `Response` type; at run time superagent passes the node:http IncomingMessage.
+  return (response, callback) => {
+    const res = response as IncomingMessage;
     const parser = new EventStreamParser();
     let done = false;
     const finish = (error: Error | null): void => {
