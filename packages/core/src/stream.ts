@@ -9,7 +9,7 @@
  * (keepalive.ts). Disconnects are taken from the response's `close`, which (unlike the request's)
  * fires when the connection goes, and turned into `signal`, `onClose` and `closed`.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type IncomingMessage, type ServerResponse, validateHeaderName, validateHeaderValue } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { SseError } from './errors.js';
 import { type Flushable, flushQueued, scheduleFlush } from './flush.js';
@@ -385,6 +385,9 @@ export class EventStream implements Flushable, Tickable, GroupMember {
       if (finished && options.end !== false) this.close();
     } catch (err) {
       finished = true;
+      // Stopped because the client left: a destroyed Readable then rejects its pending read with a
+      // premature-close error, which is our doing, not the source's failure.
+      if (this.#state !== OPEN) return;
       const error = new SseError('ERR_SSE_SOURCE', `the piped source failed: ${(err as Error)?.message ?? err}`, {
         cause: err,
       });
@@ -474,6 +477,9 @@ export class EventStream implements Flushable, Tickable, GroupMember {
     this.#queueEvents = [];
     this.#queuedBytes = 0;
     this.#write(chunk);
+    // A producer may be waiting in ready() because this turn's queue reached highWaterMark while the
+    // socket was draining; if the write was taken whole, no 'drain' will come to wake it.
+    if (this.#readyWaiters !== undefined && !this.needsDrain) this.#wakeReady();
   }
 
   #write(chunk: string | Buffer): void {
@@ -498,12 +504,14 @@ export class EventStream implements Flushable, Tickable, GroupMember {
     if (!this.#waitingDrain) return;
     this.#waitingDrain = false;
     if (this.#queue.length > 0) this.flush();
-    if (!this.needsDrain && this.#readyWaiters !== undefined) {
-      const waiters = this.#readyWaiters;
-      this.#readyWaiters = undefined;
-      for (const wake of waiters) wake();
-    }
+    if (!this.needsDrain && this.#readyWaiters !== undefined) this.#wakeReady();
   };
+
+  #wakeReady(): void {
+    const waiters = this.#readyWaiters;
+    this.#readyWaiters = undefined;
+    if (waiters !== undefined) for (const wake of waiters) wake();
+  }
 
   #overflow(cause: 'policy' | 'timeout'): void {
     const events = sum(this.#queueEvents);
@@ -719,8 +727,15 @@ function validateOptions(options: EventStreamOptions): void {
   if (options.overflow !== undefined && options.overflow !== 'close' && options.overflow !== 'drop') {
     throw new SseError('ERR_SSE_INVALID_OPTION', `overflow must be 'close' or 'drop', got ${String(options.overflow)}`);
   }
-  if (options.retry !== undefined) encodeRetry(options.retry);
-  if (options.status !== undefined && !(Number.isInteger(options.status) && options.status >= 200)) {
+  // A bad option is the caller's mistake, reported with the option code (not the encoder's field code).
+  if (options.retry !== undefined && !(Number.isSafeInteger(options.retry) && options.retry >= 0)) {
+    throw new SseError('ERR_SSE_INVALID_OPTION', `retry must be a non-negative integer, got ${String(options.retry)}`);
+  }
+  // writeHead() throws a RangeError past 999, after our headers were set: refuse it before touching `res`.
+  if (
+    options.status !== undefined &&
+    !(Number.isInteger(options.status) && options.status >= 200 && options.status <= 999)
+  ) {
     throw new SseError('ERR_SSE_INVALID_OPTION', `status must be an HTTP status >= 200, got ${String(options.status)}`);
   }
   if (options.headers) {
@@ -730,15 +745,24 @@ function validateOptions(options: EventStreamOptions): void {
           throw new SseError('ERR_SSE_INVALID_OPTION', `header ${name} must not contain CR, LF or NUL`);
         }
       }
+      // Otherwise setHeader() would throw Node's own TypeError half-way through setting our headers.
+      try {
+        validateHeaderName(name);
+        for (const v of Array.isArray(value) ? value : [value]) validateHeaderValue(name, String(v));
+      } catch (cause) {
+        throw new SseError('ERR_SSE_INVALID_OPTION', `header ${JSON.stringify(name)}: ${(cause as Error).message}`, {
+          cause,
+        });
+      }
     }
   }
 }
 
 function toIterator<T>(source: Source<T>): AsyncIterator<T> | Iterator<T> {
-  const asyncIterable = source as AsyncIterable<T>;
-  if (typeof asyncIterable[Symbol.asyncIterator] === 'function') return asyncIterable[Symbol.asyncIterator]();
-  const iterable = source as Iterable<T>;
-  if (typeof iterable[Symbol.iterator] === 'function') return iterable[Symbol.iterator]();
+  // Web streams and Node Readables are async iterable too, but their iterators queue `return()` behind a
+  // pending `next()` (as the streams spec and Node's async-generator iterator require): a source that
+  // went quiet would never be stopped when the client leaves. So they get iterators whose `return()`
+  // cancels or destroys at once.
   const web = source as ReadableStream<T>;
   if (typeof web.getReader === 'function') {
     const reader = web.getReader();
@@ -750,6 +774,22 @@ function toIterator<T>(source: Source<T>): AsyncIterator<T> | Iterator<T> {
       },
     };
   }
+  const asyncIterable = source as AsyncIterable<T>;
+  if (typeof asyncIterable[Symbol.asyncIterator] === 'function') {
+    const iterator = asyncIterable[Symbol.asyncIterator]();
+    const readable = source as { destroy?: unknown; pipe?: unknown };
+    if (typeof readable.destroy !== 'function' || typeof readable.pipe !== 'function') return iterator;
+    const destroy = readable.destroy.bind(source) as () => void;
+    return {
+      next: () => iterator.next(),
+      return: async () => {
+        destroy();
+        return { done: true, value: undefined };
+      },
+    };
+  }
+  const iterable = source as Iterable<T>;
+  if (typeof iterable[Symbol.iterator] === 'function') return iterable[Symbol.iterator]();
   throw new TypeError('expected an AsyncIterable, an Iterable, a Node Readable or a web ReadableStream');
 }
 
