@@ -182,6 +182,7 @@ export class Hub<T extends object = TopicMap> implements Flushable {
     stream.hold();
     this.#attach(stream, wanted, options.filter);
     let replay = '';
+    let replayed = 0;
     try {
       const result = await this.#backplane.replay(lastEventId, wanted, upTo);
       if (result.gap) {
@@ -197,6 +198,7 @@ export class Hub<T extends object = TopicMap> implements Flushable {
           replay += this.#frameOf(message);
           events++;
         }
+        replayed = events;
         this.#stats.frames += events;
         this.#stats.bytes += replay.length;
       }
@@ -205,7 +207,7 @@ export class Hub<T extends object = TopicMap> implements Flushable {
       this.#stats.gaps++;
       replay = encode({ event: this.#gapEvent, data: { lastEventId, oldestId: null } satisfies GapData });
     }
-    stream.release(replay);
+    stream.release(replay, replayed);
   }
 
   /** Removes `stream` from `topics` (default: from all, leaving the hub). */

@@ -318,13 +318,14 @@ export class EventStream implements Flushable, Tickable, GroupMember {
   }
 
   /** Writes `first` (the replay), then what queued while held. @internal */
-  release(first: string | undefined): void {
+  release(first: string | undefined, events = 0): void {
     if (!this.#held) return;
     this.#held = false;
     if (this.#state !== OPEN) return;
     if (first) {
       this.#queue.unshift(first);
-      this.#queueEvents.unshift(0);
+      // Counted, so that a `drop` of the replay is reported like any other dropped event.
+      this.#queueEvents.unshift(events);
       this.#queuedBytes += first.length;
     }
     this.flush();
@@ -441,8 +442,33 @@ export class EventStream implements Flushable, Tickable, GroupMember {
     this.#held = false;
     this.#waitingDrain = false;
     this.flush();
+    // The write above may have found the socket full again: the client is behind.
+    const behind = this.#waitingDrain;
     this.#teardown(undefined);
     this.#end();
+    if (behind) this.#reapIfStalled();
+  }
+
+  /**
+   * A stream closed while its client is not reading would hold its socket (timeouts are off) until the
+   * client reads again, and keep `server.close()` waiting. Give it `sendTimeout` (default 30 s) to
+   * take the rest, then drop the connection; the shared scheduler does the waiting.
+   */
+  #reapIfStalled(): void {
+    const res = this.response;
+    const scheduler = this.#scheduler ?? defaultScheduler;
+    const deadline = Date.now() + (this.#sendTimeout || 30_000);
+    const reaper: Tickable = {
+      tick(now) {
+        if (res.writableFinished || res.destroyed || (res as Http2ServerResponse).stream?.destroyed) {
+          scheduler.delete(reaper);
+        } else if (now >= deadline) {
+          scheduler.delete(reaper);
+          res.destroy();
+        }
+      },
+    };
+    scheduler.add(reaper, Math.min(MAX_RESOLUTION, (this.#sendTimeout || 30_000) / 4));
   }
 
   /** Scheduler tick: maximum age, send timeout, heartbeat. @internal */
@@ -647,9 +673,10 @@ export function createEventStream(req: SseRequest, res: SseResponse, options: Ev
   if (http2) {
     (res as Http2ServerResponse).setTimeout(0);
   } else {
-    const socket = (req as IncomingMessage).socket;
-    socket.setTimeout(0);
-    socket.setNoDelay(true);
+    // Optional calls: Fastify's inject() and other in-process requests have a socket without them.
+    const socket = (req as IncomingMessage).socket as Partial<import('node:net').Socket> | undefined;
+    socket?.setTimeout?.(0);
+    socket?.setNoDelay?.(true);
   }
   // A zero-length body would let Node send Content-Length: 0; make sure nothing like that is set.
   res.removeHeader('Content-Length');
@@ -658,6 +685,11 @@ export function createEventStream(req: SseRequest, res: SseResponse, options: Ev
   (res as ServerResponse).flushHeaders();
 
   const stream = new EventStream(req, res, options, readLastEventId(req, options.maxLastEventIdLength ?? 512));
+  if (req.method === 'HEAD') {
+    // A HEAD answer has no body: the headers are the whole answer, so the stream ends at once.
+    stream.close();
+    return stream;
+  }
   allStreams.add(stream);
   options.group?.add(stream);
   if (options.retry !== undefined) stream.enqueue(encodeRetry(options.retry), 0);
@@ -711,6 +743,15 @@ export function readLastEventId(req: SseRequest, maxLength = 512): string | unde
   }
   if (value === undefined || value === '' || value.length > maxLength || INVALID_ID.test(value)) return undefined;
   return value;
+}
+
+/**
+ * Checks stream options the way {@link createEventStream} does, so that adapters can reject bad
+ * options once, when the middleware or plugin is created, instead of on every request.
+ * @throws {SseError} `ERR_SSE_INVALID_OPTION`.
+ */
+export function validateStreamOptions(options: EventStreamOptions): void {
+  validateOptions(options);
 }
 
 function validateOptions(options: EventStreamOptions): void {

@@ -1,0 +1,37 @@
+/**
+ * Compile-time contract of the module augmentation: `reply.sse()` overloads, option types, and
+ * `request.acceptsEventStream()`.
+ */
+import { createHub, type EventStream } from '@ssekit/core';
+import ssekit, { type SsekitFastifyOptions } from '@ssekit/fastify';
+import Fastify from 'fastify';
+import { expectTypeOf, test } from 'vitest';
+
+test('reply.sse() and request.acceptsEventStream() are typed', () => {
+  const app = Fastify();
+  app.register(ssekit, { keepalive: 15_000, maxConnections: 100, closeRetry: 1000 });
+  // @ts-expect-error keepalive is a number of ms or false
+  app.register(ssekit, { keepalive: 'often' });
+  expectTypeOf<SsekitFastifyOptions['closeRetry']>().toEqualTypeOf<number | false | undefined>();
+
+  const hub = createHub<{ prices: { symbol: string; value: number } }>();
+  app.get('/events', (request, reply) => {
+    expectTypeOf(request.acceptsEventStream()).toEqualTypeOf<boolean>();
+    expectTypeOf(request.acceptsEventStream(['application/json'])).toEqualTypeOf<boolean>();
+    expectTypeOf(reply.sse()).toEqualTypeOf<EventStream>();
+    expectTypeOf(reply.sse({ retry: 1000, checkAccept: false })).toEqualTypeOf<EventStream>();
+    expectTypeOf(
+      reply.sse({ hub, topics: ['prices'], filter: (m) => m.topics.length > 0 }),
+    ).toEqualTypeOf<EventStream>();
+    expectTypeOf(reply.sse({ hub, topics: (req) => [String(req.id)] })).toEqualTypeOf<EventStream>();
+
+    async function* numbers() {
+      yield 1;
+    }
+    reply.sse(numbers(), { map: (n) => ({ data: n * 2, id: String(n) }) });
+    // @ts-expect-error map receives the source's items (numbers), not strings
+    reply.sse(numbers(), { map: (s: string) => ({ data: s.toUpperCase() }) });
+    // @ts-expect-error a hub needs topics
+    reply.sse({ hub });
+  });
+});
