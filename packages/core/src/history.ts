@@ -91,6 +91,7 @@ export class History<T extends { readonly topics: readonly string[] }> {
 
   /** The oldest message held, if any. */
   oldest(): T | undefined {
+    this.#expire(this.#ttl ? Date.now() : 0);
     return this.#count === 0 ? undefined : this.#ring[this.#start]?.value;
   }
 

@@ -14,7 +14,7 @@
  */
 import { type Backplane, type BackplaneMessage, memoryBackplane } from './backplane.js';
 import { SseError } from './errors.js';
-import { type Flushable, flushQueued, scheduleFlush } from './flush.js';
+import { type Flushable, scheduleFlush } from './flush.js';
 import { assertValidEventName, assertValidId, encode, encodeData, type Serializer } from './frame.js';
 import { type CloseOptions, StreamGroup, type StreamGroupOptions } from './group.js';
 import type { HistoryOptions } from './history.js';
@@ -119,6 +119,7 @@ export class Hub<T extends object = TopicMap> implements Flushable {
   readonly #serialize: Serializer;
   readonly #onError: (error: unknown) => void;
   readonly #subs = new Map<EventStream, Subscription>();
+  readonly #seen = new WeakSet<EventStream>();
   readonly #groups = new Map<string, Group>();
   readonly #byTopic = new Map<string, Set<Group>>();
   readonly #unlisten: () => void;
@@ -161,10 +162,17 @@ export class Hub<T extends object = TopicMap> implements Flushable {
     if (this.#closed) throw new SseError('ERR_SSE_CLOSED', 'the hub is closed');
     if (!stream.isOpen) return;
     const existing = this.#subs.get(stream);
-    const lastEventId = options.lastEventId ?? (existing ? undefined : stream.lastEventId);
+    // The request's Last-Event-ID is a resume point once: a stream that unsubscribes and subscribes
+    // again (moving between topics) must not be replayed the same events twice.
+    const first = !this.#seen.has(stream);
+    this.#seen.add(stream);
+    const lastEventId = options.lastEventId ?? (first ? stream.lastEventId : undefined);
+    // Write what this hub already holds for the current turn first: the stream joins its group now,
+    // so anything still queued reaches it live, and the position read below must not count it.
+    this.flush();
 
     if (lastEventId === undefined) {
-      if (!existing) {
+      if (first) {
         // Give a new client the current position as its last event id (an id-only frame, no event):
         // if it reconnects before any event reached it, it resumes from here instead of missing the
         // events published while it was away.
@@ -175,9 +183,8 @@ export class Hub<T extends object = TopicMap> implements Flushable {
       return;
     }
 
-    // Everything delivered so far must be written before the cut-off is taken, or it would be both
-    // replayed and written live.
-    flushQueued();
+    // Everything delivered so far was written above, before the cut-off is taken: otherwise it would be
+    // both replayed and written live.
     const upTo = this.#backplane.position;
     stream.hold();
     this.#attach(stream, wanted, options.filter);
@@ -250,10 +257,12 @@ export class Hub<T extends object = TopicMap> implements Flushable {
 
   /** Counters of this hub. */
   stats(): HubStats {
-    const topics: Record<string, number> = {};
+    // Counted in a Map: topic names come from users, and `__proto__` or `constructor` must count too.
+    const counts = new Map<string, number>();
     for (const sub of this.#subs.values()) {
-      for (const topic of sub.topics) topics[topic] = (topics[topic] ?? 0) + 1;
+      for (const topic of sub.topics) counts.set(topic, (counts.get(topic) ?? 0) + 1);
     }
+    const topics: Record<string, number> = Object.fromEntries(counts);
     let dropped = this.#stats.dropped;
     let slowClosed = this.#stats.slowClosed;
     for (const stream of this.#subs.keys()) dropped += stream.droppedEvents;
@@ -379,8 +388,9 @@ export class Hub<T extends object = TopicMap> implements Flushable {
 
   #joinGroup(stream: EventStream, topics: readonly string[], filter: SubscribeOptions['filter']): Group {
     const sorted = [...new Set(topics)].sort();
-    // Streams with a filter each form their own group: their chunks may differ.
-    const key = filter === undefined ? sorted.join('\0') : `\u0001${++this.#filterKeys}`;
+    // Streams with a filter each form their own group: their chunks may differ. Keys must not collide
+    // for any topic names (they come from users): a JSON array key always starts with '['.
+    const key = filter === undefined ? JSON.stringify(sorted) : `#${++this.#filterKeys}`;
     let group = this.#groups.get(key);
     if (group === undefined) {
       group = { topics: sorted, filter, streams: new Set(), parts: [], lastMessage: 0, key };
