@@ -1,0 +1,159 @@
+/**
+ * The options of `sse()` and their validation. Validation runs once, when the middleware is created,
+ * so a typo fails at startup instead of on every request.
+ */
+import { validateHeaderName, validateHeaderValue } from 'node:http';
+import {
+  type EventStream,
+  type EventStreamOptions,
+  encodeRetry,
+  type Hub,
+  type HubMessage,
+  type PipeOptions,
+  type Source,
+  SseError,
+} from '@ssekit/core';
+import type { Request, Response } from 'express';
+
+/** What a `topics` function may answer: topics, `false` (refuse: 403), or an error (refuse with its status). */
+export type TopicsResult = string | readonly string[] | false | Error;
+
+/**
+ * Options of `sse()`: the core stream options (`keepalive`, `retry`, `headers`, `highWaterMark`, …)
+ * plus what the middleware does before and around the stream.
+ */
+export interface SseMiddlewareOptions extends Omit<EventStreamOptions, 'onError'> {
+  /**
+   * A hub to subscribe each stream to (with `topics`). Without an own `maxConnections`, streams open
+   * in the hub's group: the hub's `maxConnections` applies and `hub.close()` closes them.
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: any payload map; typed hubs must be accepted as they are.
+  hub?: Hub<any>;
+  /**
+   * The topics to subscribe to, or a function of the request that returns them (or a promise). The
+   * function refuses the request, before any byte of the stream, by returning/resolving `false` (403)
+   * or an `Error`, or by throwing/rejecting: the status is the error's `status`/`statusCode`, else 403.
+   * Requires `hub`.
+   */
+  topics?: TopicsResult | ((req: Request) => TopicsResult | Promise<TopicsResult>);
+  /** A per-request filter: only hub messages it accepts reach this request's stream. Requires `hub`. */
+  filter?: (req: Request) => ((message: HubMessage) => boolean) | undefined;
+  /**
+   * `true`: a request that does not accept `text/event-stream` (per `req.accepts()`) is handed to the
+   * next handler untouched (`res.sse` stays unset), so the same URL can answer JSON. `false` (default):
+   * such a request gets 406 through `next(err)`.
+   */
+  negotiate?: boolean;
+  /** This middleware's own limit of open streams; past it, 503 + `Retry-After` before any stream byte. */
+  maxConnections?: number;
+  /** `Retry-After` seconds sent with that 503. Default 5. */
+  retryAfter?: number;
+  /**
+   * A source to stream: called once the stream is open (and subscribed), its items are sent as events
+   * with `stream.pipe()` and the stream ends when the source does. Stopped when the client leaves.
+   */
+  source?: (req: Request, stream: EventStream) => Source<unknown> | Promise<Source<unknown>>;
+  /** Options for piping `source` (`map`, `errorEvent`, `end`). */
+  pipe?: PipeOptions<unknown>;
+  /**
+   * Receives every error that happens after the stream opened: a handler that throws or calls
+   * `next(err)`, a failing source, a failed subscription, a socket error. The stream ends; nothing is
+   * sent in its place. Default: `console.error`, at most once per stream.
+   */
+  onError?: (error: unknown, req: Request, res: Response) => void;
+}
+
+const CORE_NUMBERS = ['sendTimeout', 'maxAge', 'highWaterMark', 'maxLastEventIdLength'] as const;
+const FUNCTIONS = ['serialize', 'onOverflow', 'onError', 'source', 'filter'] as const;
+
+/**
+ * Throws `ERR_SSE_INVALID_OPTION` for any option of the wrong type or out of range.
+ * `maxConnections` and `retryAfter` are checked by the `StreamGroup` the middleware creates.
+ */
+export function checkOptions(options: SseMiddlewareOptions): void {
+  if (typeof options !== 'object' || options === null) invalid('options must be an object');
+  const { keepalive, overflow, retry, status, headers, hub, topics, negotiate, scheduler, group } = options;
+  if (keepalive !== undefined && keepalive !== false && !isPositive(keepalive)) {
+    invalid(`keepalive must be a positive number of ms or false, got ${String(keepalive)}`);
+  }
+  for (const name of CORE_NUMBERS) {
+    const value = options[name];
+    if (value !== undefined && !isPositive(value)) invalid(`${name} must be a positive number, got ${String(value)}`);
+  }
+  for (const name of FUNCTIONS) {
+    const value = options[name];
+    if (value !== undefined && typeof value !== 'function') invalid(`${name} must be a function`);
+  }
+  if (overflow !== undefined && overflow !== 'close' && overflow !== 'drop') {
+    invalid(`overflow must be 'close' or 'drop', got ${String(overflow)}`);
+  }
+  if (retry !== undefined) {
+    try {
+      encodeRetry(retry);
+    } catch {
+      invalid(`retry must be a non-negative integer, got ${String(retry)}`);
+    }
+  }
+  if (status !== undefined && !(Number.isInteger(status) && status >= 200 && status <= 599)) {
+    invalid(`status must be an HTTP status from 200 to 599, got ${String(status)}`);
+  }
+  if (headers !== undefined) {
+    if (typeof headers !== 'object' || headers === null) invalid('headers must be an object');
+    for (const [name, value] of Object.entries(headers)) {
+      try {
+        validateHeaderName(name);
+      } catch (cause) {
+        invalid(`header name ${JSON.stringify(name)}: ${(cause as Error).message}`);
+      }
+      for (const v of Array.isArray(value) ? value : [value]) {
+        const text = String(v);
+        if (/[\r\n\0]/.test(text)) invalid(`header ${name} must not contain CR, LF or NUL`);
+        try {
+          validateHeaderValue(name, text);
+        } catch (cause) {
+          invalid(`header ${name}: ${(cause as Error).message}`);
+        }
+      }
+    }
+  }
+  if (negotiate !== undefined && typeof negotiate !== 'boolean') invalid('negotiate must be a boolean');
+  if (scheduler !== undefined && (typeof scheduler !== 'object' || typeof scheduler.add !== 'function')) {
+    invalid('scheduler must be a KeepaliveScheduler');
+  }
+  if (group !== undefined) {
+    if (typeof group !== 'object' || typeof group.admit !== 'function') invalid('group must be a StreamGroup');
+    if (options.maxConnections !== undefined) invalid('give either group or maxConnections, not both');
+  }
+  if (options.pipe !== undefined && (typeof options.pipe !== 'object' || options.pipe === null)) {
+    invalid('pipe must be an object of pipe options');
+  }
+  if (hub !== undefined && (typeof hub !== 'object' || hub === null || typeof hub.subscribe !== 'function')) {
+    invalid('hub must be a hub from createHub()');
+  }
+  if (topics !== undefined) {
+    if (hub === undefined) invalid('topics needs a hub to subscribe to');
+    if (typeof topics !== 'function') {
+      const bad = checkTopics(topics as TopicsResult);
+      if (bad !== undefined) invalid(bad);
+    }
+  }
+  if (options.filter !== undefined && hub === undefined) invalid('filter needs a hub');
+}
+
+/** Returns why `topics` is not a usable topic list, or `undefined` when it is. */
+export function checkTopics(topics: TopicsResult): string | undefined {
+  const list = typeof topics === 'string' ? [topics] : Array.isArray(topics) ? topics : undefined;
+  if (list === undefined || list.length === 0) return 'topics must be a non-empty string or array of strings';
+  for (const topic of list) {
+    if (typeof topic !== 'string' || topic === '') return `a topic must be a non-empty string, got ${String(topic)}`;
+  }
+  return undefined;
+}
+
+function isPositive(value: unknown): boolean {
+  return typeof value === 'number' && value > 0 && Number.isFinite(value);
+}
+
+function invalid(message: string): never {
+  throw new SseError('ERR_SSE_INVALID_OPTION', message);
+}
