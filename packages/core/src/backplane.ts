@@ -57,6 +57,14 @@ export interface Backplane {
    * replay began; messages after it reach the subscriber live), or a gap.
    */
   replay(afterId: string, topics: readonly string[], upTo: string | undefined): ReplayResult | Promise<ReplayResult>;
+  /**
+   * Optional, for backplanes whose delivery to this process can lag behind what others published
+   * (Redis): resolves `true` once the message `id` has been delivered here (at once if it already
+   * was), `false` if `id` is not one of its ids or did not arrive within `timeoutMs`. The hub awaits it
+   * before resuming a client that comes back with an id issued elsewhere, so that the resume point is
+   * never ahead of this instance (which would look like a gap and replay nothing).
+   */
+  waitFor?(id: string, timeoutMs?: number): Promise<boolean>;
   /** Releases connections and timers. */
   close(): Promise<void>;
 }

@@ -183,8 +183,14 @@ export class Hub<T extends object = TopicMap> implements Flushable {
       return;
     }
 
-    // Everything delivered so far was written above, before the cut-off is taken: otherwise it would be
-    // both replayed and written live.
+    if (this.#backplane.waitFor !== undefined) {
+      // The id may come from another instance that is a few ms ahead of this one: wait to catch up.
+      await this.#backplane.waitFor(lastEventId);
+      if (!stream.isOpen) return;
+      this.flush();
+    }
+    // Everything delivered so far was written (flush above) before the cut-off is taken: otherwise it
+    // would be both replayed and written live.
     const upTo = this.#backplane.position;
     stream.hold();
     this.#attach(stream, wanted, options.filter);
