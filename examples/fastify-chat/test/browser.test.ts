@@ -1,8 +1,13 @@
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { describeBrowser, type ExampleServer, launchChromium, startExample } from '../../_test/browser.js';
+import {
+  describeBrowser,
+  type ExampleServer,
+  flakyNetwork,
+  launchChromium,
+  startExample,
+} from '../../_test/browser.js';
 
 const script = fileURLToPath(new URL('../server.js', import.meta.url));
 
@@ -11,45 +16,6 @@ async function say(page: Page, user: string, text: string): Promise<void> {
   await page.fill('input[name=text]', text);
   await page.click('button[type=submit]');
   await page.waitForFunction(() => (document.querySelector('input[name=text]') as HTMLInputElement).value === '');
-}
-
-// A TCP proxy standing for Bob's network: `cut()` drops his connections and refuses new ones until
-// `restore()`, as a train entering a tunnel would.
-async function flakyNetwork(targetPort: number) {
-  const sockets = new Set<net.Socket>();
-  let up = true;
-  const server = net.createServer((client) => {
-    if (!up) {
-      client.destroy();
-      return;
-    }
-    const upstream = net.connect(targetPort, '127.0.0.1');
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('error', () => {});
-      s.on('close', () => {
-        sockets.delete(s);
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    cut() {
-      up = false;
-      for (const s of sockets) s.destroy();
-    },
-    restore() {
-      up = true;
-    },
-    close() {
-      for (const s of sockets) s.destroy();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
 }
 
 const texts = (page: Page) =>
