@@ -761,10 +761,25 @@ function validateOptions(options: EventStreamOptions): void {
       throw new SseError('ERR_SSE_INVALID_OPTION', `${name} must be a positive number of ms, got ${String(value)}`);
     }
   };
+  if (typeof options !== 'object' || options === null) {
+    throw new SseError('ERR_SSE_INVALID_OPTION', 'options must be an object');
+  }
   positive('keepalive', options.keepalive, true);
   positive('sendTimeout', options.sendTimeout);
   positive('maxAge', options.maxAge);
   positive('highWaterMark', options.highWaterMark);
+  positive('maxLastEventIdLength', options.maxLastEventIdLength);
+  for (const name of ['serialize', 'onOverflow', 'onError'] as const) {
+    if (options[name] !== undefined && typeof options[name] !== 'function') {
+      throw new SseError('ERR_SSE_INVALID_OPTION', `${name} must be a function`);
+    }
+  }
+  if (options.scheduler !== undefined && typeof options.scheduler?.add !== 'function') {
+    throw new SseError('ERR_SSE_INVALID_OPTION', 'scheduler must be a KeepaliveScheduler');
+  }
+  if (options.group !== undefined && typeof options.group?.admit !== 'function') {
+    throw new SseError('ERR_SSE_INVALID_OPTION', 'group must be a StreamGroup');
+  }
   if (options.overflow !== undefined && options.overflow !== 'close' && options.overflow !== 'drop') {
     throw new SseError('ERR_SSE_INVALID_OPTION', `overflow must be 'close' or 'drop', got ${String(options.overflow)}`);
   }
@@ -775,9 +790,15 @@ function validateOptions(options: EventStreamOptions): void {
   // writeHead() throws a RangeError past 999, after our headers were set: refuse it before touching `res`.
   if (
     options.status !== undefined &&
-    !(Number.isInteger(options.status) && options.status >= 200 && options.status <= 999)
+    !(Number.isInteger(options.status) && options.status >= 200 && options.status <= 599)
   ) {
-    throw new SseError('ERR_SSE_INVALID_OPTION', `status must be an HTTP status >= 200, got ${String(options.status)}`);
+    throw new SseError(
+      'ERR_SSE_INVALID_OPTION',
+      `status must be an HTTP status from 200 to 599, got ${String(options.status)}`,
+    );
+  }
+  if (options.headers !== undefined && (typeof options.headers !== 'object' || options.headers === null)) {
+    throw new SseError('ERR_SSE_INVALID_OPTION', 'headers must be an object');
   }
   if (options.headers) {
     for (const [name, value] of Object.entries(options.headers)) {

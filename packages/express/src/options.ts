@@ -2,16 +2,15 @@
  * The options of `sse()` and their validation. Validation runs once, when the middleware is created,
  * so a typo fails at startup instead of on every request.
  */
-import { validateHeaderName, validateHeaderValue } from 'node:http';
 import {
   type EventStream,
   type EventStreamOptions,
-  encodeRetry,
   type Hub,
   type HubMessage,
   type PipeOptions,
   type Source,
   SseError,
+  validateStreamOptions,
 } from '@ssekit/core';
 import type { Request, Response } from 'express';
 
@@ -63,66 +62,23 @@ export interface SseMiddlewareOptions extends Omit<EventStreamOptions, 'onError'
   onError?: (error: unknown, req: Request, res: Response) => void;
 }
 
-const CORE_NUMBERS = ['sendTimeout', 'maxAge', 'highWaterMark', 'maxLastEventIdLength'] as const;
-const FUNCTIONS = ['serialize', 'onOverflow', 'onError', 'source', 'filter'] as const;
+const FUNCTIONS = ['source', 'filter'] as const;
 
 /**
- * Throws `ERR_SSE_INVALID_OPTION` for any option of the wrong type or out of range.
- * `maxConnections` and `retryAfter` are checked by the `StreamGroup` the middleware creates.
+ * Throws `ERR_SSE_INVALID_OPTION` for any option of the wrong type or out of range: the stream options
+ * through core's own check, then what only the middleware has. `maxConnections` and `retryAfter` are
+ * checked by the `StreamGroup` the middleware creates.
  */
 export function checkOptions(options: SseMiddlewareOptions): void {
-  if (typeof options !== 'object' || options === null) invalid('options must be an object');
-  const { keepalive, overflow, retry, status, headers, hub, topics, negotiate, scheduler, group } = options;
-  if (keepalive !== undefined && keepalive !== false && !isPositive(keepalive)) {
-    invalid(`keepalive must be a positive number of ms or false, got ${String(keepalive)}`);
-  }
-  for (const name of CORE_NUMBERS) {
-    const value = options[name];
-    if (value !== undefined && !isPositive(value)) invalid(`${name} must be a positive number, got ${String(value)}`);
-  }
+  validateStreamOptions(options as EventStreamOptions);
+  const { hub, topics, negotiate, group } = options;
   for (const name of FUNCTIONS) {
     const value = options[name];
     if (value !== undefined && typeof value !== 'function') invalid(`${name} must be a function`);
   }
-  if (overflow !== undefined && overflow !== 'close' && overflow !== 'drop') {
-    invalid(`overflow must be 'close' or 'drop', got ${String(overflow)}`);
-  }
-  if (retry !== undefined) {
-    try {
-      encodeRetry(retry);
-    } catch {
-      invalid(`retry must be a non-negative integer, got ${String(retry)}`);
-    }
-  }
-  if (status !== undefined && !(Number.isInteger(status) && status >= 200 && status <= 599)) {
-    invalid(`status must be an HTTP status from 200 to 599, got ${String(status)}`);
-  }
-  if (headers !== undefined) {
-    if (typeof headers !== 'object' || headers === null) invalid('headers must be an object');
-    for (const [name, value] of Object.entries(headers)) {
-      try {
-        validateHeaderName(name);
-      } catch (cause) {
-        invalid(`header name ${JSON.stringify(name)}: ${(cause as Error).message}`);
-      }
-      for (const v of Array.isArray(value) ? value : [value]) {
-        const text = String(v);
-        if (/[\r\n\0]/.test(text)) invalid(`header ${name} must not contain CR, LF or NUL`);
-        try {
-          validateHeaderValue(name, text);
-        } catch (cause) {
-          invalid(`header ${name}: ${(cause as Error).message}`);
-        }
-      }
-    }
-  }
   if (negotiate !== undefined && typeof negotiate !== 'boolean') invalid('negotiate must be a boolean');
-  if (scheduler !== undefined && (typeof scheduler !== 'object' || typeof scheduler.add !== 'function')) {
-    invalid('scheduler must be a KeepaliveScheduler');
-  }
-  if (group !== undefined) {
-    if (typeof group !== 'object' || typeof group.admit !== 'function') invalid('group must be a StreamGroup');
-    if (options.maxConnections !== undefined) invalid('give either group or maxConnections, not both');
+  if (group !== undefined && options.maxConnections !== undefined) {
+    invalid('give either group or maxConnections, not both');
   }
   if (options.pipe !== undefined && (typeof options.pipe !== 'object' || options.pipe === null)) {
     invalid('pipe must be an object of pipe options');
@@ -148,10 +104,6 @@ export function checkTopics(topics: TopicsResult): string | undefined {
     if (typeof topic !== 'string' || topic === '') return `a topic must be a non-empty string, got ${String(topic)}`;
   }
   return undefined;
-}
-
-function isPositive(value: unknown): boolean {
-  return typeof value === 'number' && value > 0 && Number.isFinite(value);
 }
 
 function invalid(message: string): never {
