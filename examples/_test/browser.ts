@@ -14,7 +14,7 @@ export const CHROMIUM = '/usr/bin/chromium';
 export const describeBrowser: typeof describe = (() => {
   if (existsSync(CHROMIUM) || process.env.CI === 'true') return describe;
   console.warn(`[ssekit] ${CHROMIUM} not found: browser tests skipped (apt-get install -y chromium)`);
-  return describe.skip;
+  return describe.skip as typeof describe;
 })();
 
 /** Launches headless Chromium with the flags this machine needs (no sandbox as root, no network chatter). */
