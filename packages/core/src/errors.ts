@@ -71,3 +71,29 @@ export class SseError extends Error {
 export function isSseError(err: unknown, code?: SseErrorCode): err is SseError {
   return err instanceof SseError && (code === undefined || err.code === code);
 }
+
+/**
+ * What a refused subscription answers: when an app's `topics` function returns `false` or an error,
+ * or throws. The error's own `status`/`statusCode` (4xx/5xx) and `headers` are kept (a 401 with
+ * `WWW-Authenticate`); anything else is 403. Both adapters answer refusals through it.
+ */
+export function forbidden(reason: unknown): SseError {
+  if (reason instanceof SseError && reason.status !== undefined) return reason;
+  const source = (typeof reason === 'object' && reason !== null ? reason : {}) as {
+    status?: unknown;
+    statusCode?: unknown;
+    headers?: unknown;
+    message?: unknown;
+  };
+  const given = typeof source.status === 'number' ? source.status : source.statusCode;
+  const status = typeof given === 'number' && given >= 400 && given <= 599 ? given : 403;
+  const headers =
+    typeof source.headers === 'object' && source.headers !== null
+      ? (source.headers as Record<string, string>)
+      : undefined;
+  const message =
+    reason === false || typeof source.message !== 'string' || source.message === ''
+      ? 'this request may not subscribe to these topics'
+      : source.message;
+  return new SseError('ERR_SSE_FORBIDDEN', message, { status, headers, cause: reason === false ? undefined : reason });
+}

@@ -434,7 +434,12 @@ export function createHub<T extends object = TopicMap>(options: HubOptions = {})
   return new Hub<T>(options);
 }
 
-function checkTopics(topics: string | readonly string[]): string[] {
+/**
+ * Checks a topic list (a string or a non-empty array of non-empty strings) and returns it as an array.
+ * Adapters call it before a stream opens, so a bad list is an error answer, not a broken stream.
+ * @throws {SseError} `ERR_SSE_INVALID_TOPIC`.
+ */
+export function checkTopics(topics: string | readonly string[]): string[] {
   const list = typeof topics === 'string' ? [topics] : Array.isArray(topics) ? [...topics] : undefined;
   if (list === undefined || list.length === 0) {
     throw new SseError('ERR_SSE_INVALID_TOPIC', 'topics must be a non-empty string or array of strings');

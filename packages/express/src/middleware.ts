@@ -4,9 +4,11 @@
  * `next(err)`, so Express's own error handling answers; everything after it goes to `onError`.
  */
 import {
+  checkTopics,
   createEventStream,
   type EventStream,
   type EventStreamOptions,
+  forbidden,
   type Hub,
   type HubMessage,
   isSseError,
@@ -15,7 +17,7 @@ import {
   StreamGroup,
 } from '@ssekit/core';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { checkOptions, checkTopics, type SseMiddlewareOptions, type TopicsResult } from './options.js';
+import { checkOptions, type SseMiddlewareOptions, type TopicsResult, topicsProblem } from './options.js';
 import { guardRoute, type Reporter, setReporter } from './route.js';
 
 /** The middleware `sse()` returns: an Express handler, plus the group of the streams it opened. */
@@ -76,11 +78,11 @@ export function sse(options: SseMiddlewareOptions = {}): SseMiddleware {
 
   const open = (req: Request, res: Response, next: NextFunction, wanted: TopicsResult | undefined): void => {
     if (wanted === false || wanted instanceof Error) {
-      next(refusal(wanted));
+      next(forbidden(wanted));
       return;
     }
     if (wanted !== undefined) {
-      const bad = checkTopics(wanted);
+      const bad = topicsProblem(wanted);
       if (bad !== undefined) {
         next(new SseError('ERR_SSE_INVALID_TOPIC', `the topics option returned bad topics: ${bad}`, { status: 500 }));
         return;
@@ -158,14 +160,14 @@ export function sse(options: SseMiddlewareOptions = {}): SseMiddleware {
     try {
       wanted = topicsOf(req);
     } catch (error) {
-      next(refusal(error));
+      next(forbidden(error));
       return;
     }
     if (isPromiseLike(wanted)) {
       Promise.resolve(wanted)
         .then(
           (resolved) => open(req, res, next, resolved),
-          (error: unknown) => next(refusal(error)),
+          (error: unknown) => next(forbidden(error)),
         )
         .catch(unexpected);
     } else {
@@ -173,35 +175,6 @@ export function sse(options: SseMiddlewareOptions = {}): SseMiddleware {
     }
   };
   return Object.assign(middleware, { group }) as SseMiddleware;
-}
-
-/**
- * The error a refusing `topics` function turns into: its own status (`status`/`statusCode`) and
- * headers when it has them (a 401 with `WWW-Authenticate`), else 403.
- */
-function refusal(reason: unknown): SseError {
-  if (isSseError(reason) && reason.status !== undefined) return reason;
-  const source = (typeof reason === 'object' && reason !== null ? reason : {}) as {
-    status?: unknown;
-    statusCode?: unknown;
-    headers?: unknown;
-    message?: unknown;
-  };
-  const given = typeof source.status === 'number' ? source.status : source.statusCode;
-  const status = typeof given === 'number' && given >= 400 && given <= 599 ? given : 403;
-  const headers =
-    typeof source.headers === 'object' && source.headers !== null
-      ? (source.headers as Record<string, string>)
-      : undefined;
-  const message =
-    reason === false || typeof source.message !== 'string' || source.message === ''
-      ? 'this request may not subscribe to these topics'
-      : source.message;
-  return new SseError('ERR_SSE_FORBIDDEN', message, {
-    status,
-    headers,
-    cause: reason === false ? undefined : reason,
-  });
 }
 
 const reported = new WeakSet<object>();

@@ -3,6 +3,7 @@
  * so a typo fails at startup instead of on every request.
  */
 import {
+  checkTopics,
   type EventStream,
   type EventStreamOptions,
   type Hub,
@@ -89,21 +90,21 @@ export function checkOptions(options: SseMiddlewareOptions): void {
   if (topics !== undefined) {
     if (hub === undefined) invalid('topics needs a hub to subscribe to');
     if (typeof topics !== 'function') {
-      const bad = checkTopics(topics as TopicsResult);
+      const bad = topicsProblem(topics as TopicsResult);
       if (bad !== undefined) invalid(bad);
     }
   }
   if (options.filter !== undefined && hub === undefined) invalid('filter needs a hub');
 }
 
-/** Returns why `topics` is not a usable topic list, or `undefined` when it is. */
-export function checkTopics(topics: TopicsResult): string | undefined {
-  const list = typeof topics === 'string' ? [topics] : Array.isArray(topics) ? topics : undefined;
-  if (list === undefined || list.length === 0) return 'topics must be a non-empty string or array of strings';
-  for (const topic of list) {
-    if (typeof topic !== 'string' || topic === '') return `a topic must be a non-empty string, got ${String(topic)}`;
+/** Returns why `topics` is not a usable topic list (core's check), or `undefined` when it is. */
+export function topicsProblem(topics: TopicsResult): string | undefined {
+  try {
+    checkTopics(topics as string | readonly string[]);
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
   }
-  return undefined;
 }
 
 function invalid(message: string): never {

@@ -15,9 +15,11 @@
 import fastifyAccepts from '@fastify/accepts';
 import {
   type CloseOptions,
+  checkTopics,
   createEventStream,
   type EventStream,
   type EventStreamOptions,
+  forbidden,
   type Hub,
   type PipeOptions,
   type Source,
@@ -202,28 +204,19 @@ function resolveTopics(topics: HubSseOptions['topics'] | undefined, request: Fas
     try {
       value = topics(request);
     } catch (err) {
-      value = err instanceof Error ? err : new Error(String(err));
+      throw forbidden(err);
     }
-    if (value === false) value = new Error('this request may not subscribe');
-    if (value instanceof Error) throw refusal(value);
+    if (value === false || value instanceof Error) throw forbidden(value);
   } else {
     value = topics;
   }
   // Checked before the stream opens, so that a bad topic is an error answer, not a broken stream.
-  const list = typeof value === 'string' ? [value] : Array.isArray(value) ? [...value] : [];
-  if (list.length === 0 || list.some((topic) => typeof topic !== 'string' || topic === '')) {
+  try {
+    return checkTopics(value as string | readonly string[]);
+  } catch (error) {
     // Topics computed from the request are the request's fault (400); a static list is the app's (500).
-    throw new SseError('ERR_SSE_INVALID_TOPIC', 'topics must be a non-empty string or array of non-empty strings', {
-      status: fromRequest ? 400 : undefined,
-    });
+    throw new SseError('ERR_SSE_INVALID_TOPIC', (error as Error).message, { status: fromRequest ? 400 : undefined });
   }
-  return list;
-}
-
-function refusal(err: Error): Error {
-  const status = (err as { statusCode?: unknown }).statusCode;
-  if (typeof status === 'number' && status >= 400 && status < 600) return err;
-  return new SseError('ERR_SSE_FORBIDDEN', err.message || 'forbidden', { status: 403, cause: err });
 }
 
 // Content-Length would cut the stream short; connection-specific headers are forbidden on HTTP/2.
