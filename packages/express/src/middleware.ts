@@ -4,14 +4,12 @@
  * `next(err)`, so Express's own error handling answers; everything after it goes to `onError`.
  */
 import {
-  checkTopics,
   createEventStream,
   type EventStream,
   type EventStreamOptions,
   forbidden,
   type Hub,
   type HubMessage,
-  isSseError,
   type Source,
   SseError,
   StreamGroup,
