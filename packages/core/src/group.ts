@@ -11,6 +11,18 @@ export interface GroupMember {
   close(options?: CloseOptions): void;
   /** Registers a callback for when the stream closes; returns a function that removes it. */
   onClose(callback: () => void): () => void;
+  /**
+   * Registers a long-lived watcher (a group, a hub) told when the stream closes. Unlike `onClose` it
+   * costs no closure per stream: one watcher object serves all its streams. Idempotent.
+   */
+  watchClose(watcher: CloseWatcher): void;
+  /** Removes a watcher. */
+  unwatchClose(watcher: CloseWatcher): void;
+}
+
+/** Told when a watched stream closes (see {@link GroupMember.watchClose}). */
+export interface CloseWatcher {
+  memberClosed(member: GroupMember): void;
 }
 
 /** Options for closing one or many streams. */
@@ -31,7 +43,7 @@ export interface StreamGroupOptions {
 }
 
 /** A set of open streams: counts them, limits them, closes them all. */
-export class StreamGroup {
+export class StreamGroup implements CloseWatcher {
   readonly #members = new Set<GroupMember>();
   readonly #max: number;
   readonly #retryAfter: string;
@@ -78,7 +90,12 @@ export class StreamGroup {
   add(member: GroupMember): void {
     if (this.#members.has(member)) return;
     this.#members.add(member);
-    member.onClose(() => this.#members.delete(member));
+    member.watchClose(this);
+  }
+
+  /** @internal A member closed: it leaves the group. */
+  memberClosed(member: GroupMember): void {
+    this.#members.delete(member);
   }
 
   /** Closes every stream in the group (see {@link CloseOptions.retry}). */

@@ -16,7 +16,13 @@ import { type Backplane, type BackplaneMessage, memoryBackplane } from './backpl
 import { SseError } from './errors.js';
 import { type Flushable, scheduleFlush } from './flush.js';
 import { assertValidEventName, assertValidId, encode, encodeData, type Serializer } from './frame.js';
-import { type CloseOptions, StreamGroup, type StreamGroupOptions } from './group.js';
+import {
+  type CloseOptions,
+  type CloseWatcher,
+  type GroupMember,
+  StreamGroup,
+  type StreamGroupOptions,
+} from './group.js';
 import type { HistoryOptions } from './history.js';
 import type { EventStream } from './stream.js';
 
@@ -99,7 +105,6 @@ interface Subscription {
   topics: Set<string>;
   filter: ((message: HubMessage) => boolean) | undefined;
   group: Group;
-  offClose: () => void;
 }
 
 /** Payload types per topic, for typed hubs. */
@@ -110,7 +115,7 @@ export type TopicMap = Record<string, unknown>;
  * {@link createHub}; give `createHub<{ prices: Price; news: string }>()` a type to have `publish` check
  * payloads at compile time.
  */
-export class Hub<T extends object = TopicMap> implements Flushable {
+export class Hub<T extends object = TopicMap> implements Flushable, CloseWatcher {
   /** The streams of this hub, with its `maxConnections`: adapters open streams in it. */
   readonly group: StreamGroup;
   readonly #backplane: Backplane;
@@ -232,7 +237,7 @@ export class Hub<T extends object = TopicMap> implements Flushable {
       for (const topic of checkTopics(topics)) sub.topics.delete(topic);
     }
     if (topics === undefined || sub.topics.size === 0) {
-      sub.offClose();
+      stream.unwatchClose(this);
       this.#subs.delete(stream);
       return;
     }
@@ -378,9 +383,14 @@ export class Hub<T extends object = TopicMap> implements Flushable {
       topics: new Set(topics),
       filter,
       group: this.#joinGroup(stream, topics, filter),
-      offClose: stream.onClose(() => this.#detach(stream)),
     };
+    stream.watchClose(this);
     this.#subs.set(stream, sub);
+  }
+
+  /** @internal A subscribed stream closed: it leaves the hub. */
+  memberClosed(member: GroupMember): void {
+    this.#detach(member as EventStream);
   }
 
   #detach(stream: EventStream): void {

@@ -14,7 +14,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { SseError } from './errors.js';
 import { type Flushable, flushQueued, scheduleFlush } from './flush.js';
 import { encode, encodeComment, encodeData, encodeRetry, HEARTBEAT, type Serializer, type SseEvent } from './frame.js';
-import { allStreams, type CloseOptions, type GroupMember, type StreamGroup } from './group.js';
+import { allStreams, type CloseOptions, type CloseWatcher, type GroupMember, type StreamGroup } from './group.js';
 import { defaultScheduler, type KeepaliveScheduler, type Tickable } from './keepalive.js';
 
 /** A request from `node:http` or `node:http2` (compat API); Express and Fastify requests are these. */
@@ -102,6 +102,7 @@ export interface PipeOptions<T> {
 /** Anything {@link EventStream.pipe} can read from. */
 export type Source<T> = AsyncIterable<T> | Iterable<T> | ReadableStream<T>;
 
+const STREAM = Symbol('ssekit.stream');
 const OPEN = 0;
 const CLOSED = 1;
 const MAX_RESOLUTION = 1000;
@@ -156,6 +157,7 @@ export class EventStream implements Flushable, Tickable, GroupMember {
   readonly #onError: EventStreamOptions['onError'];
   #controller: AbortController | undefined;
   #closeCallbacks: (() => void)[] | undefined;
+  #watchers: CloseWatcher[] | undefined;
   #closed: Promise<void> | undefined;
   #resolveClosed: (() => void) | undefined;
   #readyWaiters: (() => void)[] | undefined;
@@ -191,9 +193,12 @@ export class EventStream implements Flushable, Tickable, GroupMember {
     this.#scheduler = needsTimer ? (options.scheduler ?? defaultScheduler) : undefined;
     this.#scheduler?.add(this, resolution);
 
-    res.on('close', this.#onResponseClose);
-    res.on('error', this.#onResponseError);
-    res.on('drain', this.#onDrain);
+    // Shared listeners (one function for all streams, `this` is the response) instead of three
+    // closures per stream: idle connections are where memory per stream adds up.
+    (res as unknown as Record<symbol, EventStream>)[STREAM] = this;
+    res.on('close', EventStream.#responseClosed);
+    res.on('error', EventStream.#responseErrored);
+    res.on('drain', EventStream.#responseDrained);
   }
 
   /** True until the stream closes (client gone, `close()`, overflow, or the response ended). */
@@ -426,6 +431,22 @@ export class EventStream implements Flushable, Tickable, GroupMember {
     };
   }
 
+  /** @internal Registers a group or hub to be told when this stream closes (no closure per stream). */
+  watchClose(watcher: CloseWatcher): void {
+    if (this.#state === CLOSED) {
+      watcher.memberClosed(this);
+      return;
+    }
+    if (this.#watchers === undefined) this.#watchers = [watcher];
+    else if (!this.#watchers.includes(watcher)) this.#watchers.push(watcher);
+  }
+
+  /** @internal */
+  unwatchClose(watcher: CloseWatcher): void {
+    const i = this.#watchers?.indexOf(watcher) ?? -1;
+    if (i !== -1) this.#watchers?.splice(i, 1);
+  }
+
   /**
    * Ends the response after writing what is queued. The client sees the stream end and, being an
    * `EventSource`, reconnects (after `retry` ms when given). Idempotent.
@@ -526,12 +547,27 @@ export class EventStream implements Flushable, Tickable, GroupMember {
     }
   }
 
-  readonly #onDrain = (): void => {
+  static readonly #responseClosed = function (this: SseResponse): void {
+    const stream = (this as unknown as Record<symbol, EventStream | undefined>)[STREAM];
+    if (stream !== undefined) stream.#teardown(undefined);
+  };
+
+  static readonly #responseErrored = function (this: SseResponse, err: Error): void {
+    const stream = (this as unknown as Record<symbol, EventStream | undefined>)[STREAM];
+    if (stream !== undefined) stream.#onResponseError(err);
+  };
+
+  static readonly #responseDrained = function (this: SseResponse): void {
+    const stream = (this as unknown as Record<symbol, EventStream | undefined>)[STREAM];
+    if (stream !== undefined) stream.#onDrain();
+  };
+
+  #onDrain(): void {
     if (!this.#waitingDrain) return;
     this.#waitingDrain = false;
     if (this.#queue.length > 0) this.flush();
     if (!this.needsDrain && this.#readyWaiters !== undefined) this.#wakeReady();
-  };
+  }
 
   #wakeReady(): void {
     const waiters = this.#readyWaiters;
@@ -585,16 +621,12 @@ export class EventStream implements Flushable, Tickable, GroupMember {
     }
   }
 
-  readonly #onResponseClose = (): void => {
-    this.#teardown(undefined);
-  };
-
-  readonly #onResponseError = (err: Error): void => {
+  #onResponseError(err: Error): void {
     // ECONNRESET and friends mean the client left: that is a close, not an error worth reporting.
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'ECONNRESET' && code !== 'EPIPE' && code !== 'ERR_STREAM_DESTROYED') this.#report(err);
     this.#teardown(err);
-  };
+  }
 
   #end(): void {
     try {
@@ -621,8 +653,19 @@ export class EventStream implements Flushable, Tickable, GroupMember {
     this.#state = CLOSED;
     this.#closeReason = reason;
     this.#scheduler?.delete(this);
-    this.response.off('drain', this.#onDrain);
+    this.response.off('drain', EventStream.#responseDrained);
     this.#controller?.abort(reason);
+    const watchers = this.#watchers;
+    this.#watchers = undefined;
+    if (watchers !== undefined) {
+      for (const watcher of watchers) {
+        try {
+          watcher.memberClosed(this);
+        } catch (err) {
+          this.#report(err);
+        }
+      }
+    }
     const callbacks = this.#closeCallbacks;
     this.#closeCallbacks = undefined;
     if (callbacks !== undefined) {

@@ -251,14 +251,16 @@ describe('a client that stops reading', () => {
         sendTimeout: 300,
         onOverflow: (info) => infos.push(info),
       });
+      // Keep sending: a socket that drains a little once more (kernel buffers) is not stalled yet, and
+      // must be stalled for good before the timeout can fire.
       pump(
         stream,
         () => 'z'.repeat(1000),
         () => {
-          if (!(stream as EventStream).needsDrain) return false;
-          stalledAt ||= Date.now();
-          return true;
+          if ((stream as EventStream).needsDrain) stalledAt ||= Date.now();
+          return false;
         },
+        8,
       );
     });
     new RawClient(port, '/', false);
@@ -268,7 +270,9 @@ describe('a client that stops reading', () => {
     expect(Date.now() - stalledAt).toBeGreaterThanOrEqual(290);
     expect(stream?.closedForSlowness).toBe(true);
     expect(isSseError(stream?.closeReason, 'ERR_SSE_SEND_TIMEOUT')).toBe(true);
-    expect(infos.map((info) => info.policy)).toEqual(['timeout']);
+    // Drops may come first (the sender never stopped); the timeout acts once, and last.
+    expect(infos.filter((info) => info.policy === 'timeout')).toHaveLength(1);
+    expect(infos.at(-1)?.policy).toBe('timeout');
   });
 
   test('close() on a stalled client: the connection is dropped after sendTimeout instead of held forever', async () => {
