@@ -102,7 +102,6 @@ interface Group {
 }
 
 interface Subscription {
-  topics: Set<string>;
   filter: ((message: HubMessage) => boolean) | undefined;
   group: Group;
 }
@@ -232,16 +231,15 @@ export class Hub<T extends object = TopicMap> implements Flushable, CloseWatcher
   unsubscribe(stream: EventStream, topics?: string | readonly string[]): void {
     const sub = this.#subs.get(stream);
     if (sub === undefined) return;
+    const removed = topics === undefined ? undefined : checkTopics(topics);
+    const left = removed === undefined ? [] : sub.group.topics.filter((topic) => !removed.includes(topic));
     this.#leaveGroup(stream, sub.group);
-    if (topics !== undefined) {
-      for (const topic of checkTopics(topics)) sub.topics.delete(topic);
-    }
-    if (topics === undefined || sub.topics.size === 0) {
+    if (left.length === 0) {
       stream.unwatchClose(this);
       this.#subs.delete(stream);
       return;
     }
-    sub.group = this.#joinGroup(stream, [...sub.topics], sub.filter);
+    sub.group = this.#joinGroup(stream, left, sub.filter);
   }
 
   /**
@@ -270,8 +268,8 @@ export class Hub<T extends object = TopicMap> implements Flushable, CloseWatcher
   stats(): HubStats {
     // Counted in a Map: topic names come from users, and `__proto__` or `constructor` must count too.
     const counts = new Map<string, number>();
-    for (const sub of this.#subs.values()) {
-      for (const topic of sub.topics) counts.set(topic, (counts.get(topic) ?? 0) + 1);
+    for (const group of this.#groups.values()) {
+      for (const topic of group.topics) counts.set(topic, (counts.get(topic) ?? 0) + group.streams.size);
     }
     const topics: Record<string, number> = Object.fromEntries(counts);
     let dropped = this.#stats.dropped;
@@ -372,18 +370,15 @@ export class Hub<T extends object = TopicMap> implements Flushable, CloseWatcher
   #attach(stream: EventStream, topics: readonly string[], filter: SubscribeOptions['filter']): void {
     const existing = this.#subs.get(stream);
     if (existing) {
-      for (const topic of topics) existing.topics.add(topic);
+      const all = [...existing.group.topics, ...topics];
       if (filter !== undefined) existing.filter = filter;
       this.#leaveGroup(stream, existing.group);
-      existing.group = this.#joinGroup(stream, [...existing.topics], existing.filter);
+      existing.group = this.#joinGroup(stream, all, existing.filter);
       return;
     }
     this.group.add(stream);
-    const sub: Subscription = {
-      topics: new Set(topics),
-      filter,
-      group: this.#joinGroup(stream, topics, filter),
-    };
+    // A stream's topics are its group's (sorted, unique): nothing per stream but this record.
+    const sub: Subscription = { filter, group: this.#joinGroup(stream, topics, filter) };
     stream.watchClose(this);
     this.#subs.set(stream, sub);
   }

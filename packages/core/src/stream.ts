@@ -9,7 +9,7 @@
  * (keepalive.ts). Disconnects are taken from the response's `close`, which (unlike the request's)
  * fires when the connection goes, and turned into `signal`, `onClose` and `closed`.
  */
-import { type IncomingMessage, type ServerResponse, validateHeaderName, validateHeaderValue } from 'node:http';
+import { type IncomingMessage, ServerResponse, validateHeaderName, validateHeaderValue } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { SseError } from './errors.js';
 import { type Flushable, flushQueued, scheduleFlush } from './flush.js';
@@ -103,6 +103,8 @@ export interface PipeOptions<T> {
 export type Source<T> = AsyncIterable<T> | Iterable<T> | ReadableStream<T>;
 
 const STREAM = Symbol('ssekit.stream');
+// One Buffer for every heartbeat of every stream: no string-to-bytes encoding per socket write.
+const HEARTBEAT_BYTES = Buffer.from(HEARTBEAT);
 const OPEN = 0;
 const CLOSED = 1;
 const MAX_RESOLUTION = 1000;
@@ -510,7 +512,7 @@ export class EventStream implements Flushable, Tickable, GroupMember {
     }
     if (this.#keepalive && now - this.#lastActive >= this.#keepalive - 1 && !this.#held && this.#queue.length === 0) {
       this.#lastActive = now;
-      this.#write(HEARTBEAT);
+      this.#write(HEARTBEAT_BYTES);
     }
   }
 
@@ -520,8 +522,9 @@ export class EventStream implements Flushable, Tickable, GroupMember {
     if (this.#state !== OPEN || this.#waitingDrain || this.#held || this.#queue.length === 0) return;
     const queue = this.#queue;
     const chunk = queue.length === 1 ? (queue[0] as string | Buffer) : join(queue);
-    this.#queue = [];
-    this.#queueEvents = [];
+    // Emptied in place: no new arrays per flush.
+    queue.length = 0;
+    this.#queueEvents.length = 0;
     this.#queuedBytes = 0;
     this.#write(chunk);
     // A producer may be waiting in ready() because this turn's queue reached highWaterMark while the
@@ -700,18 +703,32 @@ export function createEventStream(req: SseRequest, res: SseResponse, options: Ev
   options.group?.admit();
 
   const http2 = req.httpVersionMajor >= 2;
-  res.statusCode = options.status ?? 200;
+  const status = options.status ?? 200;
   // Ours, unless the app chose otherwise (CORS, auth and the like are never touched).
-  res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
-  if (!res.hasHeader('Cache-Control')) res.setHeader('Cache-Control', 'no-cache, no-transform');
-  if (!res.hasHeader('X-Accel-Buffering')) res.setHeader('X-Accel-Buffering', 'no');
+  const head: [string, string | number | readonly string[]][] = [['Content-Type', 'text/event-stream; charset=utf-8']];
+  if (!res.hasHeader('Cache-Control')) head.push(['Cache-Control', 'no-cache, no-transform']);
+  if (!res.hasHeader('X-Accel-Buffering')) head.push(['X-Accel-Buffering', 'no']);
   // HTTP/2 forbids connection-specific headers.
   if (http2) res.removeHeader('Connection');
-  else res.setHeader('Connection', 'keep-alive');
+  else head.push(['Connection', 'keep-alive']);
   if (options.headers) {
-    for (const name of Object.keys(options.headers)) {
-      res.setHeader(name, options.headers[name] as string | number | readonly string[]);
+    for (const name of Object.keys(options.headers)) head.push([name, options.headers[name] as string]);
+  }
+  // A zero-length body would let Node send Content-Length: 0; make sure nothing like that is set.
+  res.removeHeader('Content-Length');
+  if (!http2 && res.writeHead === ServerResponse.prototype.writeHead) {
+    // Handing node:http the headers as one flat list keeps no per-response header object alive for
+    // the life of the stream (what setHeader() would), and Node merges any the app set before.
+    const flat: (string | number | readonly string[])[] = [];
+    for (const [name, value] of head) {
+      if (Array.isArray(value)) for (const v of value) flat.push(name, v);
+      else flat.push(name, value);
     }
+    (res as ServerResponse).writeHead(status, flat as string[]);
+  } else {
+    // HTTP/2, or a writeHead() patched by middleware (compression's on-headers reads setHeader()s).
+    for (const [name, value] of head) res.setHeader(name, value);
+    res.writeHead(status);
   }
   if (http2) {
     (res as Http2ServerResponse).setTimeout(0);
@@ -721,9 +738,6 @@ export function createEventStream(req: SseRequest, res: SseResponse, options: Ev
     socket?.setTimeout?.(0);
     socket?.setNoDelay?.(true);
   }
-  // A zero-length body would let Node send Content-Length: 0; make sure nothing like that is set.
-  res.removeHeader('Content-Length');
-  res.writeHead(res.statusCode);
   // Both responses have flushHeaders(); @types/node only declares it on node:http's.
   (res as ServerResponse).flushHeaders();
 
