@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { collectEvents } from '@ssekit/core/testing';
 import { EventSource } from 'eventsource';
 import { expect, test } from 'vitest';
-import { ensureBuilt } from './lib/built.js';
+import { ensureBuilt } from '../scripts/ensure-built.js';
 import { ServerProcess } from './lib/child.js';
 import { pool, RawRequest, within } from './lib/raw-http.js';
 import { FULL, size } from './lib/size.js';

@@ -9,7 +9,7 @@
  * attacker in this process and the server do not share an event loop.
  */
 import { expect, test } from 'vitest';
-import { ensureBuilt } from './lib/built.js';
+import { ensureBuilt } from '../scripts/ensure-built.js';
 import { ServerProcess } from './lib/child.js';
 import { HealthPoller, probeOnce } from './lib/probe.js';
 import { pool, RawRequest, within } from './lib/raw-http.js';

@@ -4,10 +4,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { EventSource } from 'eventsource';
 import { afterEach, beforeAll, expect, test } from 'vitest';
-import { ensureBuilt, root } from '../../../packages/express/test/build.js';
+import { ensureBuilt, ROOT as root } from '../../../scripts/ensure-built.js';
 
 beforeAll(() => {
-  ensureBuilt();
+  ensureBuilt(['core', 'express']);
 }, 120_000);
 
 const children: ChildProcess[] = [];

@@ -6,10 +6,10 @@ import { once } from 'node:events';
 import { collectEvents } from '@ssekit/core/testing';
 import { EventSource } from 'eventsource';
 import { afterEach, beforeAll, expect, test } from 'vitest';
-import { ensureBuilt, root } from '../../../packages/fastify/test/build.js';
+import { ensureBuilt, ROOT as root } from '../../../scripts/ensure-built.js';
 
 beforeAll(() => {
-  ensureBuilt();
+  ensureBuilt(['core', 'fastify']);
 }, 120_000);
 
 const children: ChildProcess[] = [];

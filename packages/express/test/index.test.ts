@@ -3,12 +3,12 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { ensureBuilt, root } from './build.js';
+import { ensureBuilt, ROOT as root } from '../../../scripts/ensure-built.js';
 
 const run = promisify(execFile);
 
 beforeAll(() => {
-  ensureBuilt();
+  ensureBuilt(['core', 'express']);
 }, 120_000);
 
 // Serves one stream on an ephemeral port, reads it with node:http, prints what came over the wire.

@@ -7,10 +7,10 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { ensureBuilt } from './build.js';
+import { ensureBuilt } from '../../../scripts/ensure-built.js';
 
 beforeAll(() => {
-  ensureBuilt();
+  ensureBuilt(['core', 'fastify']);
 }, 120_000);
 
 const run = promisify(execFile);

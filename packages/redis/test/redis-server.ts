@@ -3,14 +3,15 @@
  * fail under CI), unique stream keys, a private redis-server the test can kill and restart, and
  * instances of a hub on the Redis backplane in separate processes.
  */
-import { type ChildProcess, execFileSync, fork, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { describe, it } from 'vitest';
+import { ensureBuilt } from '../../../scripts/ensure-built.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -129,27 +130,7 @@ export class RedisServer {
  * `stat` calls. tsc leaves unchanged outputs alone, so the newest file on each side is compared.
  */
 export function buildDist(packages: string[] = ['core', 'redis']): void {
-  const newest = (dir: string): number => {
-    let time = 0;
-    for (const name of readdirSync(dir)) time = Math.max(time, statSync(join(dir, name)).mtimeMs);
-    return time;
-  };
-  const stale = packages.some((pkg) => {
-    const dir = join(ROOT, 'packages', pkg);
-    return !existsSync(join(dir, 'dist/index.js')) || newest(join(dir, 'dist')) < newest(join(dir, 'src'));
-  });
-  if (!stale) return;
-  try {
-    execFileSync(join(ROOT, 'node_modules/.bin/tsc'), ['-b', ...packages.map((pkg) => `packages/${pkg}`)], {
-      cwd: ROOT,
-      stdio: 'pipe',
-    });
-  } catch (error) {
-    // A type error elsewhere still emits JavaScript; only a missing dist stops the test.
-    for (const pkg of packages) {
-      if (!existsSync(join(ROOT, 'packages', pkg, 'dist/index.js'))) throw error;
-    }
-  }
+  ensureBuilt(packages);
 }
 
 /** A hub on the Redis backplane, serving SSE in a process of its own (fixtures/instance.mjs). */

@@ -1,15 +1,15 @@
 /**
- * The stress servers run in child processes (the churn one needs `--expose-gc`, which a vitest
- * worker does not have), so they load the BUILT packages. This makes sure `dist/` exists and is not
- * older than `src/`, building with `tsc -b` when needed (`pnpm test` and `pnpm test:stress` have
- * built already, so this is only work when a stress file is run on its own).
+ * For tests that load the BUILT packages (CommonJS consumers, example servers, stress servers in child
+ * processes): makes sure `dist/` exists and is not older than `src/`, building with `tsc -b` when
+ * needed. `pnpm test` has built already, so this is only work when a test file is run on its own.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** The workspace root, with a trailing slash. */
+export const ROOT = fileURLToPath(new URL('../', import.meta.url));
 
 function newest(dir: string): number {
   let time = 0;
