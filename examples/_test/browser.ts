@@ -1,12 +1,13 @@
 /**
- * Shared by the example tests: start an example server as a child process (and restart it on the
- * same port), and drive Debian's Chromium through playwright-core.
+ * Shared by the example tests: drive Debian's Chromium through playwright-core, and cut a client's
+ * network. (Starting example servers lives in example.ts, re-exported here.)
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { type Browser, chromium } from 'playwright-core';
 import { describe } from 'vitest';
+
+export { type ExampleServer, startExample } from './example.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 
@@ -32,67 +33,6 @@ export function launchChromium(): Promise<Browser> {
       '--disable-sync',
       '--disable-dev-shm-usage',
     ],
-  });
-}
-
-/** A running example server. */
-export interface ExampleServer {
-  port: number;
-  url: string;
-  process: ChildProcess;
-  output: () => string;
-  /** Sends `signal` and waits for the process to exit. */
-  stop(signal?: NodeJS.Signals): Promise<void>;
-}
-
-/**
- * Starts `node <script>` with `env` (PORT=0 unless given) and resolves once it printed
- * `listening on http://localhost:<port>`.
- */
-export function startExample(
-  script: string,
-  env: Record<string, string> = {},
-  timeout = 15_000,
-): Promise<ExampleServer> {
-  const child = spawn(process.execPath, [script], {
-    env: { ...process.env, PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  return new Promise<ExampleServer>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${script} did not start in ${timeout} ms:\n${out}`));
-    }, timeout);
-    const onData = (chunk: Buffer): void => {
-      out += chunk.toString();
-      const match = /listening on http:\/\/localhost:(\d+)/.exec(out);
-      if (match) {
-        clearTimeout(timer);
-        const port = Number(match[1]);
-        resolve({
-          port,
-          url: `http://localhost:${port}`,
-          process: child,
-          output: () => out,
-          stop(signal = 'SIGTERM') {
-            if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-            return new Promise<void>((done) => {
-              child.once('exit', () => done());
-              child.kill(signal);
-            });
-          },
-        });
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${script} exited with ${code} before listening:\n${out}`));
-    });
   });
 }
 

@@ -1,48 +1,31 @@
 // Starts the example exactly as the README does (node examples/express-prices/server.js, built
 // packages imported by name) and checks it over the wire: the page, the JSON snapshot, the stream.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { EventSource } from 'eventsource';
 import { afterEach, beforeAll, expect, test } from 'vitest';
-import { ensureBuilt, ROOT as root } from '../../../scripts/ensure-built.js';
+import { ensureBuilt } from '../../../scripts/ensure-built.js';
+import { type ExampleServer, startExample } from '../../_test/example.js';
 
 beforeAll(() => {
   ensureBuilt(['core', 'express']);
 }, 120_000);
 
-const children: ChildProcess[] = [];
+const servers: ExampleServer[] = [];
 afterEach(async () => {
-  for (const child of children.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await once(child, 'exit');
-    }
-  }
+  for (const server of servers.splice(0)) await server.stop('SIGKILL');
 });
+
+const script = fileURLToPath(new URL('../server.js', import.meta.url));
 
 /** Starts the server on a free port (PORT=0) and reads the port from its `listening on …` line. */
 async function start(
   env: Record<string, string> = {},
 ): Promise<{ url: string; child: ChildProcess; output: () => string }> {
-  const child = spawn(process.execPath, ['examples/express-prices/server.js'], {
-    cwd: root,
-    env: { ...process.env, PORT: '0', TICK_MS: '50', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let output = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout?.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on (http:\/\/localhost:\d+)/.exec(output);
-      if (match?.[1]) resolve(match[1].replace('localhost', '127.0.0.1'));
-    });
-    child.on('exit', (code) => reject(new Error(`server exited (${code}) before listening:\n${output}`)));
-  });
-  return { url, child, output: () => output };
+  const server = await startExample(script, { TICK_MS: '50', ...env });
+  servers.push(server);
+  return { url: server.url.replace('localhost', '127.0.0.1'), child: server.process, output: server.output };
 }
 
 test('GET / is the HTML page (never an SSE response), with the hooks the page is tested by', async () => {

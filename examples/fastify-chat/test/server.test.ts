@@ -1,50 +1,33 @@
 // Starts the example as the README does (node examples/fastify-chat/server.js, built packages imported
 // by name) and checks it over the wire: the page, a posted message arriving on the stream, input
 // validation, resume after a reconnect, and SIGTERM.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { collectEvents } from '@ssekit/core/testing';
 import { EventSource } from 'eventsource';
 import { afterEach, beforeAll, expect, test } from 'vitest';
-import { ensureBuilt, ROOT as root } from '../../../scripts/ensure-built.js';
+import { ensureBuilt } from '../../../scripts/ensure-built.js';
+import { type ExampleServer, startExample } from '../../_test/example.js';
 
 beforeAll(() => {
   ensureBuilt(['core', 'fastify']);
 }, 120_000);
 
-const children: ChildProcess[] = [];
+const servers: ExampleServer[] = [];
 const sources: EventSource[] = [];
 afterEach(async () => {
   for (const source of sources.splice(0)) source.close();
-  for (const child of children.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await once(child, 'exit');
-    }
-  }
+  for (const server of servers.splice(0)) await server.stop('SIGKILL');
 });
+
+const script = fileURLToPath(new URL('../server.js', import.meta.url));
 
 /** Starts the server on a free port (PORT=0) and reads the port from its `listening on …` line. */
 async function start(): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['examples/fastify-chat/server.js'], {
-    cwd: root,
-    env: { ...process.env, PORT: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let output = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout?.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on (http:\/\/localhost:\d+)/.exec(output);
-      if (match?.[1]) resolve(match[1].replace('localhost', '127.0.0.1'));
-    });
-    child.on('exit', (code) => reject(new Error(`server exited (${code}) before listening:\n${output}`)));
-  });
-  return { url, child };
+  const server = await startExample(script);
+  servers.push(server);
+  return { url: server.url.replace('localhost', '127.0.0.1'), child: server.process };
 }
 
 function post(url: string, body: unknown): Promise<Response> {

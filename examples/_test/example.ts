@@ -1,0 +1,66 @@
+/**
+ * Starts an example server as a child process, exactly as a user would (`node <script>`, built
+ * packages imported by name), and restarts it on the same port.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+
+/** A running example server. */
+export interface ExampleServer {
+  port: number;
+  url: string;
+  process: ChildProcess;
+  output: () => string;
+  /** Sends `signal` and waits for the process to exit. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/**
+ * Starts `node <script>` with `env` (PORT=0 unless given) and resolves once it printed
+ * `listening on http://localhost:<port>`.
+ */
+export function startExample(
+  script: string,
+  env: Record<string, string> = {},
+  timeout = 15_000,
+): Promise<ExampleServer> {
+  const child = spawn(process.execPath, [script], {
+    env: { ...process.env, PORT: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  return new Promise<ExampleServer>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${script} did not start in ${timeout} ms:\n${out}`));
+    }, timeout);
+    const onData = (chunk: Buffer): void => {
+      out += chunk.toString();
+      const match = /listening on http:\/\/localhost:(\d+)/.exec(out);
+      if (match) {
+        clearTimeout(timer);
+        const port = Number(match[1]);
+        resolve({
+          port,
+          url: `http://localhost:${port}`,
+          process: child,
+          output: () => out,
+          stop(signal = 'SIGTERM') {
+            if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+            return new Promise<void>((done) => {
+              child.once('exit', () => done());
+              child.kill(signal);
+            });
+          },
+        });
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${script} exited with ${code} before listening:\n${out}`));
+    });
+  });
+}
