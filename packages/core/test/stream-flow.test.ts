@@ -3,8 +3,7 @@
  * `sendTimeout`, heartbeats while stalled), slow subscribers next to fast ones, and `pipe()` from every
  * kind of source (order, end, pacing, stopping on disconnect, failing sources).
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import {
@@ -19,38 +18,8 @@ import {
   type SseError,
 } from '@ssekit/core';
 import { collectEvents, EventStreamParser, type ParsedEvent } from '@ssekit/core/testing';
-import { afterEach, describe, expect, test } from 'vitest';
-
-type Handler = (req: IncomingMessage, res: ServerResponse) => void;
-
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function serve(handler: Handler): Promise<{ port: number; url: string }> {
-  const server = createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  return { port, url: `http://127.0.0.1:${port}` };
-}
-
-async function until(condition: () => boolean, what: string, timeout = 5000): Promise<void> {
-  const start = Date.now();
-  while (!condition()) {
-    if (Date.now() - start > timeout) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+import { describe, expect, test } from 'vitest';
+import { cleanups, serve, sleep, until } from './helpers.js';
 
 function watchProcess(): unknown[] {
   const errors: unknown[] = [];

@@ -4,59 +4,21 @@
  * ephemeral ports; real clients (`eventsource`, `fetch`, raw `net` sockets).
  * HTTP/2 lives in stream-http2.test.ts, backpressure and `pipe()` in stream-flow.test.ts.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import net from 'node:net';
 import {
   createEventStream,
   type EventStream,
   type EventStreamOptions,
   isSseError,
-  KeepaliveScheduler,
   refuse,
   SseError,
   StreamGroup,
 } from '@ssekit/core';
 import { EventStreamParser } from '@ssekit/core/testing';
 import { EventSource } from 'eventsource';
-import { afterEach, describe, expect, test } from 'vitest';
-
-type Handler = (req: IncomingMessage, res: ServerResponse) => void;
-
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function serve(handler: Handler): Promise<{ port: number; url: string }> {
-  const server = createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  return { port, url: `http://127.0.0.1:${port}` };
-}
-
-function scheduler(): KeepaliveScheduler {
-  const s = new KeepaliveScheduler();
-  cleanups.push(() => s.stop());
-  return s;
-}
-
-async function until(condition: () => boolean, what: string, timeout = 5000): Promise<void> {
-  const start = Date.now();
-  while (!condition()) {
-    if (Date.now() - start > timeout) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+import { describe, expect, test } from 'vitest';
+import { cleanups, type Handler, scheduler, serve, sleep, until } from './helpers.js';
 
 /** A fetch client that parses the body as it arrives. */
 async function open(url: string, headers: Record<string, string> = {}) {
