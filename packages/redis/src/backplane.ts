@@ -5,6 +5,8 @@
  * replay is `XRANGE`. Because every instance delivers the same entries in the same order with the
  * same ids, a client can resume on any instance with the `Last-Event-ID` another one gave it.
  */
+
+import { createHash } from 'node:crypto';
 import {
   assertValidEventName,
   type Backplane,
@@ -15,6 +17,13 @@ import {
 } from '@ssekit/core';
 import { Redis, type RedisOptions } from 'ioredis';
 import { compareStreamIds, isStreamId, ZERO_ID } from './stream-id.js';
+
+// XADD that also records the previous entry's id in a `prev` field (ARGV: maxLen, id, field, value…).
+const XADD_LUA = `local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local prev = '0-0'
+if #last > 0 then prev = last[1][1] end
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], ARGV[2], 'prev', prev, unpack(ARGV, 3))`;
+const XADD_SHA = createHash('sha1').update(XADD_LUA).digest('hex');
 
 /** Options of {@link redisBackplane}. */
 export interface RedisBackplaneOptions {
@@ -242,11 +251,19 @@ class RedisStreamBackplane implements RedisBackplane {
     }
     await this.#whenStarted('publish');
     this.#assertConnected('publish');
-    const args: (string | number)[] = [this.stream, 'MAXLEN', '~', this.#maxLen, request.id ?? '*'];
+    const args: (string | number)[] = [this.#maxLen, request.id ?? '*'];
     args.push('topics', JSON.stringify(request.topics), 'data', request.data);
     if (request.event !== undefined) args.push('event', request.event);
     try {
-      return (await this.#answer(this.#commands.xadd(...(args as [string, ...(string | number)[]])))) as string;
+      // XADD through a script that also stores the id of the entry before it (`prev`), atomically: a
+      // replay from an id that trimming just removed can then tell "nothing lost" (the oldest entry's
+      // `prev` is that id) from a real gap.
+      return (await this.#answer(
+        this.#commands.evalsha(XADD_SHA, 1, this.stream, ...args).catch((error: Error) => {
+          if (!/NOSCRIPT/.test(error.message)) throw error;
+          return this.#commands.eval(XADD_LUA, 1, this.stream, ...args);
+        }),
+      )) as string;
     } catch (cause) {
       throw new SseError('ERR_SSE_BACKPLANE', `publish to Redis stream "${this.stream}" failed: ${message(cause)}`, {
         cause,
@@ -585,10 +602,18 @@ interface StreamInfo {
   entriesAdded: number | undefined;
   maxDeleted: string | undefined;
   first: string | undefined;
+  /** The `prev` field of the oldest entry: the id of the entry published before it. */
+  firstPrev: string | undefined;
 }
 
 function readInfo(reply: unknown[]): StreamInfo {
-  const info: StreamInfo = { length: 0, entriesAdded: undefined, maxDeleted: undefined, first: undefined };
+  const info: StreamInfo = {
+    length: 0,
+    entriesAdded: undefined,
+    maxDeleted: undefined,
+    first: undefined,
+    firstPrev: undefined,
+  };
   for (let i = 0; i + 1 < reply.length; i += 2) {
     const value = reply[i + 1];
     switch (reply[i]) {
@@ -603,6 +628,12 @@ function readInfo(reply: unknown[]): StreamInfo {
         break;
       case 'first-entry':
         info.first = Array.isArray(value) ? String(value[0]) : undefined;
+        if (Array.isArray(value) && Array.isArray(value[1])) {
+          const fields = value[1] as unknown[];
+          for (let f = 0; f + 1 < fields.length; f += 2) {
+            if (fields[f] === 'prev') info.firstPrev = String(fields[f + 1]);
+          }
+        }
         break;
     }
   }
@@ -621,6 +652,8 @@ function lostAfter(cursor: string, end: string, stream: StreamInfo): boolean {
   // Empty now, yet `end` was delivered: it was removed.
   if (stream.first === undefined) return compareStreamIds(cursor, end) < 0;
   if (compareStreamIds(cursor, stream.first) >= 0) return false;
+  // The oldest entry remembers the one before it: when that is the cursor, nothing between was lost.
+  if (stream.firstPrev === cursor) return false;
   return stream.entriesAdded === undefined || stream.entriesAdded !== stream.length;
 }
 

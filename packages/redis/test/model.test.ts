@@ -142,14 +142,13 @@ describeIf(hasRedisServer(), 'the redis-server binary')('hub model on the Redis 
   });
 
   test('history of 6 entries: eviction gives a gap when the model says so', { timeout }, async () => {
-    // The backplane keeps exactly 6 entries. It cannot tell "the id I resume from was trimmed, but
-    // nothing after it was" from a real loss (see the test below), so the model is told that the
-    // oldest of the 6 may count as lost too: historySize 5 + slack 1. Any resume from further back
-    // must be a gap, any resume from an entry still held must replay exactly.
+    // The backplane keeps exactly 6 entries, and each entry records the one before it (`prev`), so a
+    // resume from the newest trimmed id is told apart from a loss: the model is exact (history 6, no
+    // slack). Any resume from further back must be a gap, any other must replay exactly.
     const summary = await runHubModel({
       makeBackplane: backplanes(server.url, 6, keys),
-      historySize: 5,
-      historySlack: 1,
+      historySize: 6,
+      historySlack: 0,
       topicAwareGaps: false,
       runs,
     });
@@ -160,13 +159,10 @@ describeIf(hasRedisServer(), 'the redis-server binary')('hub model on the Redis 
     expect(summary.commands.away).toBeGreaterThan(0);
   });
 
-  // BUG (packages/redis/src/backplane.ts, lostAfter): a client resuming from an entry that was just
-  // trimmed, when every entry after it is still in the stream, is told of a gap although it lost
-  // nothing: below the first entry the backplane cannot tell "trimmed up to my id" from "trimmed past
-  // it" (its own comment says so). The model found it with maxLen 6 (7 published, resume from #1).
-  // Fix idea: XADD through a Lua script that stores the previous entry's id in each entry (`prev`);
-  // then nothing was lost after `cursor` iff the first entry's `prev` is `cursor`.
-  test.fails('a resume from the newest trimmed entry replays what follows it, no gap', async () => {
+  // Found by the model (maxLen 6, 7 published, resume from #1): below the first entry the backplane
+  // could not tell "trimmed up to my id" from "trimmed past it". Fixed by the `prev` field that the
+  // publishing script stores in every entry.
+  test('a resume from the newest trimmed entry replays what follows it, no gap', async () => {
     const stream = uniqueKey('model-boundary');
     keys.push(stream);
     const backplane = redisBackplane({ url: server.url, stream, maxLen: 6, onError: (e) => backplaneErrors.push(e) });
