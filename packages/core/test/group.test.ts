@@ -5,7 +5,6 @@
  */
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import {
   allStreams,
   closeAll,
@@ -18,12 +17,8 @@ import {
 } from '@ssekit/core';
 import { EventStreamParser } from '@ssekit/core/testing';
 import { EventSource } from 'eventsource';
-import { afterEach, describe, expect, it } from 'vitest';
-
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+import { describe, expect, it } from 'vitest';
+import { cleanups, listen, until } from './helpers.js';
 
 interface Refusal {
   error: unknown;
@@ -56,16 +51,7 @@ async function sseServer(options: (req: IncomingMessage) => EventStreamOptions) 
     streams.push(stream);
     stream.send('hello', { id: String(streams.length) });
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  const port = (server.address() as AddressInfo).port;
+  const { port } = await listen(server);
   return { streams, refusals, requests, url: (path = '/') => `http://127.0.0.1:${port}${path}` };
 }
 
@@ -101,21 +87,13 @@ async function openFetch(url: string): Promise<FetchClient> {
   return client;
 }
 
-async function waitFor(condition: () => boolean, what: string, timeout = 2000): Promise<void> {
-  const start = Date.now();
-  while (!condition()) {
-    if (Date.now() - start > timeout) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 describe('StreamGroup limits', () => {
   it('refuses the stream past maxConnections with SseError 503 + Retry-After, before any stream byte', async () => {
     const group = new StreamGroup({ maxConnections: 2, retryAfter: 7 });
     const { streams, refusals, url } = await sseServer(() => ({ group, keepalive: false }));
     const a = await openFetch(url());
     const b = await openFetch(url());
-    await waitFor(() => a.parser.result.events.length === 1 && b.parser.result.events.length === 1, 'two streams');
+    await until(() => a.parser.result.events.length === 1 && b.parser.result.events.length === 1, 'two streams');
     expect(group.size).toBe(2);
 
     const refused = await fetch(url(), { headers: { accept: 'text/event-stream' } });
@@ -145,18 +123,18 @@ describe('StreamGroup limits', () => {
     const group = new StreamGroup({ maxConnections: 1 });
     const { url } = await sseServer(() => ({ group, keepalive: false }));
     const first = await openFetch(url());
-    await waitFor(() => first.parser.result.events.length === 1, 'the first stream');
+    await until(() => first.parser.result.events.length === 1, 'the first stream');
     const refused = await fetch(url());
     expect(refused.status).toBe(503);
     expect(refused.headers.get('retry-after')).toBe('5');
     await refused.text();
 
     first.close();
-    await waitFor(() => group.size === 0, 'the slot to free up', 1000);
+    await until(() => group.size === 0, 'the slot to free up', 1000);
     const next = await openFetch(url());
     expect(next.response.status).toBe(200);
     expect(next.response.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
-    await waitFor(() => next.parser.result.events.length === 1, 'the next stream');
+    await until(() => next.parser.result.events.length === 1, 'the next stream');
     expect(group.size).toBe(1);
     expect(group.refused).toBe(1);
   });
@@ -184,7 +162,7 @@ describe('closeAll', () => {
     const errors: number[] = [];
     es.addEventListener('error', () => errors.push(Date.now()));
     await once(es as unknown as EventTarget, 'message');
-    await waitFor(() => raw.every((c) => c.parser.result.events.length === 1), 'the fetch streams');
+    await until(() => raw.every((c) => c.parser.result.events.length === 1), 'the fetch streams');
     expect(group.size).toBe(3);
 
     const closedAt = Date.now();
@@ -198,12 +176,12 @@ describe('closeAll', () => {
       expect(client.parser.result.retry).toBe(1234);
     }
     // The eventsource client sees the end, waits the hinted 1234 ms (not its default 3 s), and is back.
-    await waitFor(() => requests.filter((r) => r === '/es').length === 2, 'the eventsource reconnection', 4000);
+    await until(() => requests.filter((r) => r === '/es').length === 2, 'the eventsource reconnection', 4000);
     const delay = Date.now() - closedAt;
     expect(errors.length).toBeGreaterThanOrEqual(1);
     expect(delay).toBeGreaterThanOrEqual(1200);
     expect(delay).toBeLessThan(2900);
-    await waitFor(() => group.size === 1, 'the reconnected stream in the group');
+    await until(() => group.size === 1, 'the reconnected stream in the group');
   });
 
   it('closeAll() from the module closes every stream of the process, in any group or none', async () => {
@@ -211,7 +189,7 @@ describe('closeAll', () => {
     const one = await sseServer(() => ({ group, keepalive: false }));
     const two = await sseServer(() => ({ keepalive: false }));
     const clients = [await openFetch(one.url()), await openFetch(one.url()), await openFetch(two.url())];
-    await waitFor(() => clients.every((c) => c.parser.result.events.length === 1), 'three streams');
+    await until(() => clients.every((c) => c.parser.result.events.length === 1), 'three streams');
     expect(allStreams.size).toBe(3);
     expect(group.size).toBe(2);
 

@@ -2,7 +2,7 @@
  * What the stream tests share: a real node:http server on an ephemeral port, cleanups that run after
  * each test (servers, schedulers, sockets), and waiting for a condition instead of sleeping.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KeepaliveScheduler } from '@ssekit/core';
 import { afterEach } from 'vitest';
@@ -16,8 +16,12 @@ afterEach(async () => {
 });
 
 /** Serves `handler` on 127.0.0.1 and an ephemeral port until the test ends. */
-export async function serve(handler: Handler): Promise<{ port: number; url: string }> {
-  const server = createServer(handler);
+export function serve(handler: Handler): Promise<{ port: number; url: string }> {
+  return listen(createServer(handler));
+}
+
+/** Listens with `server` on 127.0.0.1 and an ephemeral port; closed (connections too) when the test ends. */
+export async function listen(server: Server): Promise<{ port: number; url: string }> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   cleanups.push(

@@ -7,7 +7,6 @@ import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { type ClientRequest, createServer, get, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -20,12 +19,8 @@ import {
 import { EventStreamParser } from '@ssekit/core/testing';
 import { EventSource } from 'eventsource';
 import ts from 'typescript';
-import { afterEach, describe, expect, it } from 'vitest';
-
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+import { describe, expect, it } from 'vitest';
+import { cleanups, listen, sleep, until } from './helpers.js';
 
 /** A server whose every request opens a stream with `options`; the streams are collected in order. */
 async function sseServer(options: (req: IncomingMessage) => EventStreamOptions) {
@@ -33,16 +28,7 @@ async function sseServer(options: (req: IncomingMessage) => EventStreamOptions) 
   const server: Server = createServer((req, res) => {
     streams.push(createEventStream(req, res, options(req)));
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  const port = (server.address() as AddressInfo).port;
+  const { port } = await listen(server);
   return { server, streams, port, url: (path = '/') => `http://127.0.0.1:${port}${path}` };
 }
 
@@ -74,17 +60,6 @@ async function openRaw(port: number, path = '/'): Promise<RawClient> {
   cleanups.push(() => client.close());
   return client;
 }
-
-/** Polls `condition` until it holds, failing after `timeout` ms with `what`. */
-async function waitFor(condition: () => boolean, what: string, timeout = 2000): Promise<void> {
-  const start = Date.now();
-  while (!condition()) {
-    if (Date.now() - start > timeout) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Counts the timers our sources create while `fn` runs: every global `setInterval`/`setTimeout` call
@@ -123,7 +98,7 @@ describe('KeepaliveScheduler over the wire', () => {
     const created = await countCoreTimers(async () => {
       for (let i = 0; i < 50; i++) clients.push(await openRaw(port));
       // Every one of them gets heartbeats, from that one timer.
-      await waitFor(() => clients.every((c) => c.comments >= 2), 'two heartbeats on each of the 50 streams');
+      await until(() => clients.every((c) => c.comments >= 2), 'two heartbeats on each of the 50 streams');
     });
     expect(streams).toHaveLength(50);
     expect(defaultScheduler.size).toBe(50);
@@ -136,7 +111,7 @@ describe('KeepaliveScheduler over the wire', () => {
     expect(clients.every((c) => c.parser.result.events.length === 0)).toBe(true);
 
     for (const client of clients) client.close();
-    await waitFor(() => defaultScheduler.size === 0, 'every stream to leave the scheduler', 1000);
+    await until(() => defaultScheduler.size === 0, 'every stream to leave the scheduler', 1000);
     expect(streams.every((s) => !s.isOpen)).toBe(true);
     // With no member left, the timer is disarmed.
     expect(defaultScheduler.period).toBe(Number.POSITIVE_INFINITY);
@@ -148,7 +123,7 @@ describe('KeepaliveScheduler over the wire', () => {
     const { port, streams } = await sseServer(() => ({ keepalive: 500, scheduler }));
     const busy = await openRaw(port, '/busy');
     const idle = await openRaw(port, '/idle');
-    await waitFor(() => streams.length === 2, 'both streams');
+    await until(() => streams.length === 2, 'both streams');
     const busyStream = streams.find((s) => s.request.url === '/busy') as EventStream;
     // A write every interval/3 keeps the busy stream from ever being idle for the interval.
     let sent = 0;
@@ -156,7 +131,7 @@ describe('KeepaliveScheduler over the wire', () => {
     cleanups.push(() => clearInterval(sender));
     await sleep(1600);
     clearInterval(sender);
-    await waitFor(() => busy.parser.result.events.length === sent, 'every busy event');
+    await until(() => busy.parser.result.events.length === sent, 'every busy event');
     expect(sent).toBeGreaterThanOrEqual(8);
     expect(busy.comments).toBe(0);
     expect(idle.comments).toBeGreaterThanOrEqual(2);
@@ -171,10 +146,10 @@ describe('KeepaliveScheduler over the wire', () => {
     const es = new EventSource(url('/'));
     cleanups.push(() => es.close());
     await once(es as unknown as EventTarget, 'open');
-    await waitFor(() => scheduler.size === 1, 'the stream to join');
+    await until(() => scheduler.size === 1, 'the stream to join');
     expect(scheduler.has(streams[0] as EventStream)).toBe(true);
     es.close();
-    await waitFor(() => scheduler.size === 0, 'the stream to leave', 1000);
+    await until(() => scheduler.size === 0, 'the stream to leave', 1000);
     expect(scheduler.has(streams[0] as EventStream)).toBe(false);
     expect(streams[0]?.isOpen).toBe(false);
     expect(scheduler.period).toBe(Number.POSITIVE_INFINITY);
@@ -186,7 +161,7 @@ describe('KeepaliveScheduler over the wire', () => {
     const { port, streams } = await sseServer(() => ({ keepalive: 100, scheduler }));
     await openRaw(port);
     await openRaw(port);
-    await waitFor(() => scheduler.size === 2, 'both streams to join');
+    await until(() => scheduler.size === 2, 'both streams to join');
     streams[0]?.close();
     expect(scheduler.size).toBe(1);
     expect(scheduler.has(streams[1] as EventStream)).toBe(true);
@@ -200,12 +175,12 @@ describe('KeepaliveScheduler over the wire', () => {
       scheduler,
     }));
     const off = await openRaw(port, '/off');
-    await waitFor(() => streams.length === 1, 'the stream');
+    await until(() => streams.length === 1, 'the stream');
     expect(scheduler.size).toBe(0);
     expect(scheduler.has(streams[0] as EventStream)).toBe(false);
     // A control stream on the same scheduler shows heartbeats were due meanwhile.
     const on = await openRaw(port, '/on');
-    await waitFor(() => on.comments >= 3, 'three heartbeats on the control stream');
+    await until(() => on.comments >= 3, 'three heartbeats on the control stream');
     expect(scheduler.size).toBe(1);
     expect(off.comments).toBe(0);
     expect(streams[0]?.isOpen).toBe(true);
@@ -216,7 +191,7 @@ describe('KeepaliveScheduler over the wire', () => {
     cleanups.push(() => scheduler.stop());
     const { port, streams } = await sseServer(() => ({ keepalive: 100, scheduler }));
     const first = await openRaw(port);
-    await waitFor(() => first.comments >= 1, 'a first heartbeat');
+    await until(() => first.comments >= 1, 'a first heartbeat');
     scheduler.stop();
     expect(scheduler.size).toBe(0);
     expect(scheduler.period).toBe(Number.POSITIVE_INFINITY);
@@ -224,11 +199,11 @@ describe('KeepaliveScheduler over the wire', () => {
     await sleep(500);
     expect(first.comments).toBe(seen);
     expect(streams[0]?.send('still open')).toBe(true);
-    await waitFor(() => first.parser.result.events.length === 1, 'the event after stop()');
+    await until(() => first.parser.result.events.length === 1, 'the event after stop()');
 
     const second = await openRaw(port);
     expect(scheduler.size).toBe(1);
-    await waitFor(() => second.comments >= 2, 'heartbeats after the restart');
+    await until(() => second.comments >= 2, 'heartbeats after the restart');
     // The stream forgotten by stop() stays without heartbeats.
     expect(first.comments).toBe(seen);
   });
