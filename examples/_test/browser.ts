@@ -5,9 +5,10 @@
 import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { type Browser, chromium } from 'playwright-core';
-import { describe } from 'vitest';
+import { afterAll, beforeAll, describe } from 'vitest';
+import { type ExampleServer, startExample } from './example.js';
 
-export { type ExampleServer, startExample } from './example.js';
+export { type ExampleServer, startExample };
 
 export const CHROMIUM = '/usr/bin/chromium';
 
@@ -73,6 +74,33 @@ export async function flakyNetwork(targetPort: number) {
     close() {
       for (const s of sockets) s.destroy();
       return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/**
+ * For a `describe` block that drives an example in Chromium: one browser for the block, and
+ * `start(env)` for the example's server (restartable on the same port via `PORT`). After the block,
+ * the server it started last is killed and the browser closed.
+ */
+export function exampleInChromium(script: string) {
+  let browser: Browser | undefined;
+  let server: ExampleServer | undefined;
+  beforeAll(async () => {
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await server?.stop('SIGKILL');
+    await browser?.close();
+  });
+  return {
+    get browser(): Browser {
+      if (browser === undefined) throw new Error('Chromium is not running (beforeAll failed?)');
+      return browser;
+    },
+    async start(env: Record<string, string> = {}): Promise<ExampleServer> {
+      server = await startExample(script, env);
+      return server;
     },
   };
 }

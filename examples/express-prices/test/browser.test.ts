@@ -1,13 +1,7 @@
 import { fileURLToPath } from 'node:url';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, expect, test } from 'vitest';
-import {
-  describeBrowser,
-  type ExampleServer,
-  flakyNetwork,
-  launchChromium,
-  startExample,
-} from '../../_test/browser.js';
+import type { Page } from 'playwright-core';
+import { expect, test } from 'vitest';
+import { describeBrowser, type ExampleServer, exampleInChromium, flakyNetwork } from '../../_test/browser.js';
 
 const script = fileURLToPath(new URL('../server.js', import.meta.url));
 
@@ -17,20 +11,13 @@ const shownIds = (page: Page) =>
 const seqs = (ids: string[]) => ids.map((id) => Number(id.split('-')[1])).sort((a, b) => a - b);
 
 describeBrowser('express-prices example in Chromium', () => {
-  let browser: Browser;
+  const suite = exampleInChromium(script);
   let server: ExampleServer | undefined;
-  beforeAll(async () => {
-    browser = await launchChromium();
-  });
-  afterAll(async () => {
-    await server?.stop('SIGKILL');
-    await browser?.close();
-  });
 
   test('ticks arrive; after a dropped connection the page resumes with no missed and no repeated tick', async () => {
-    server = await startExample(script, { TICK_MS: '200' });
+    server = await suite.start({ TICK_MS: '200' });
     const network = await flakyNetwork(server.port);
-    const page = await browser.newPage();
+    const page = await suite.browser.newPage();
     try {
       await page.goto(`http://localhost:${network.port}/`);
       await page.waitForSelector('#state[data-state="open"]');
@@ -56,13 +43,13 @@ describeBrowser('express-prices example in Chromium', () => {
 
   test('after a server restart the page reconnects and shows the gap instead of pretending', async () => {
     if (!server) throw new Error('no server');
-    const page = await browser.newPage();
+    const page = await suite.browser.newPage();
     await page.goto(server.url);
     await page.waitForFunction(() => document.querySelectorAll('#events li[data-id]').length >= 2);
     const port = server.port;
     await server.stop('SIGTERM');
     await page.waitForSelector('#state[data-state="connecting"]');
-    server = await startExample(script, { PORT: String(port), TICK_MS: '200' });
+    server = await suite.start({ PORT: String(port), TICK_MS: '200' });
     await page.waitForSelector('#gap:not([hidden])', { timeout: 15_000 });
     await page.waitForSelector('#state[data-state="open"]');
     const ids = await shownIds(page);

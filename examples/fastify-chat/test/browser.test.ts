@@ -1,13 +1,7 @@
 import { fileURLToPath } from 'node:url';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, expect, test } from 'vitest';
-import {
-  describeBrowser,
-  type ExampleServer,
-  flakyNetwork,
-  launchChromium,
-  startExample,
-} from '../../_test/browser.js';
+import type { Page } from 'playwright-core';
+import { expect, test } from 'vitest';
+import { describeBrowser, type ExampleServer, exampleInChromium, flakyNetwork } from '../../_test/browser.js';
 
 const script = fileURLToPath(new URL('../server.js', import.meta.url));
 
@@ -24,21 +18,14 @@ const texts = (page: Page) =>
   );
 
 describeBrowser('fastify-chat example in Chromium', () => {
-  let browser: Browser;
+  const suite = exampleInChromium(script);
   let server: ExampleServer | undefined;
-  beforeAll(async () => {
-    browser = await launchChromium();
-  });
-  afterAll(async () => {
-    await server?.stop('SIGKILL');
-    await browser?.close();
-  });
 
   test('a page that lost its connection gets every message it missed, once, in order', async () => {
-    server = await startExample(script);
+    server = await suite.start();
     const network = await flakyNetwork(server.port);
-    const alice = await (await browser.newContext()).newPage();
-    const bob = await (await browser.newContext()).newPage();
+    const alice = await (await suite.browser.newContext()).newPage();
+    const bob = await (await suite.browser.newContext()).newPage();
     await alice.goto(server.url);
     await bob.goto(`http://localhost:${network.port}/`);
     for (const page of [alice, bob]) await page.waitForSelector('#state[data-state="open"]');
@@ -62,7 +49,7 @@ describeBrowser('fastify-chat example in Chromium', () => {
 
   test('after a server restart the page reconnects and says what it cannot replay', async () => {
     if (!server) throw new Error('no server');
-    const page = await browser.newPage();
+    const page = await suite.browser.newPage();
     await page.goto(server.url);
     await page.waitForSelector('#state[data-state="open"]');
     await say(page, 'carol', 'before restart');
@@ -70,7 +57,7 @@ describeBrowser('fastify-chat example in Chromium', () => {
     const port = server.port;
     await server.stop('SIGTERM');
     await page.waitForSelector('#state[data-state="connecting"]');
-    server = await startExample(script, { PORT: String(port) });
+    server = await suite.start({ PORT: String(port) });
     await page.waitForSelector('#state[data-state="open"]', { timeout: 10_000 });
     // The history of the old process is gone: the hub says so instead of pretending nothing was missed.
     await page.waitForFunction(() => document.getElementById('notice')?.textContent !== '', null, { timeout: 10_000 });

@@ -1,24 +1,16 @@
 import { fileURLToPath } from 'node:url';
-import type { Browser } from 'playwright-core';
-import { afterAll, beforeAll, expect, test } from 'vitest';
-import { describeBrowser, type ExampleServer, launchChromium, startExample } from '../../_test/browser.js';
+import { expect, test } from 'vitest';
+import { describeBrowser, type ExampleServer, exampleInChromium } from '../../_test/browser.js';
 
 const script = fileURLToPath(new URL('../server.js', import.meta.url));
 
 describeBrowser('node-http example in Chromium', () => {
-  let browser: Browser;
+  const suite = exampleInChromium(script);
   let server: ExampleServer | undefined;
-  beforeAll(async () => {
-    browser = await launchChromium();
-  });
-  afterAll(async () => {
-    await server?.stop('SIGKILL');
-    await browser?.close();
-  });
 
   test('the page shows ticks, reconnects after a restart, and never shows an id twice', async () => {
-    server = await startExample(script);
-    const page = await browser.newPage();
+    server = await suite.start();
+    const page = await suite.browser.newPage();
     await page.goto(server.url);
     await page.waitForSelector('#state[data-state="open"]');
     await page.waitForFunction(() => document.querySelectorAll('#events li[data-id]').length >= 2);
@@ -28,7 +20,7 @@ describeBrowser('node-http example in Chromium', () => {
     await server.stop('SIGTERM');
     await page.waitForSelector('#state[data-state="connecting"]');
     const before = await page.$$eval('#events li[data-id]', (els) => els.length);
-    server = await startExample(script, { PORT: String(port) });
+    server = await suite.start({ PORT: String(port) });
     await page.waitForSelector('#state[data-state="open"]', { timeout: 10_000 });
     await page.waitForFunction((n) => document.querySelectorAll('#events li[data-id]').length >= n + 2, before, {
       timeout: 10_000,
