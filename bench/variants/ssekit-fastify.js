@@ -1,6 +1,7 @@
 /** 7. ssekit on Fastify 5: the plugin, `reply.sse({ hub, topics })` in the route; `hub.publish()`. */
 import { createHub } from '@ssekit/core';
 import Fastify from 'fastify';
+import { hubVariant } from '../lib/hub-variant.js';
 import { BACKLOG } from '../lib/listen.js';
 
 export async function start({ keepalive }) {
@@ -8,7 +9,8 @@ export async function start({ keepalive }) {
   const plugin = mod.default ?? mod.ssekit ?? mod.ssekitFastify;
   if (typeof plugin !== 'function') throw new Error('@ssekit/fastify has no plugin export yet (build it first)');
   const hub = createHub();
-  const report = (error) => console.error('[bench ssekit-fastify]', error);
+  const variant = hubVariant(hub, 'ssekit-fastify');
+  const report = variant.report;
   const app = Fastify({ logger: false });
   await app.register(plugin, { keepalive });
   app.get('/events', (_request, reply) => {
@@ -19,10 +21,8 @@ export async function start({ keepalive }) {
   app.server.maxConnections = 1_000_000;
   return {
     port: app.server.address().port,
-    publish(data) {
-      hub.publish('t', data).catch(report);
-    },
-    count: () => hub.group.size,
+    publish: variant.publish,
+    count: variant.count,
     close: async () => {
       await hub.close();
       app.server.closeAllConnections();

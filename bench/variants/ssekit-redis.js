@@ -5,9 +5,10 @@
  */
 import http from 'node:http';
 import { createRequire } from 'node:module';
-import { createEventStream, createHub } from '@ssekit/core';
+import { createHub } from '@ssekit/core';
 import { redisBackplane } from '@ssekit/redis';
-import { isEvents, listen, shut } from '../lib/listen.js';
+import { hubVariant, streamHandler } from '../lib/hub-variant.js';
+import { listen, shut } from '../lib/listen.js';
 
 export async function start({ keepalive }) {
   const url = process.env.BENCH_REDIS_URL;
@@ -15,23 +16,13 @@ export async function start({ keepalive }) {
   const backplane = redisBackplane({ url, stream, maxLen: 100_000 });
   await backplane.ready;
   const hub = createHub({ backplane });
-  const report = (error) => console.error('[bench ssekit-redis]', error);
-  const server = http.createServer((req, res) => {
-    if (!isEvents(req)) {
-      res.statusCode = 404;
-      res.end();
-      return;
-    }
-    const eventStream = createEventStream(req, res, { keepalive, group: hub.group });
-    hub.subscribe(eventStream, 't').catch(report);
-  });
+  const variant = hubVariant(hub, 'ssekit-redis');
+  const server = http.createServer(streamHandler(hub, keepalive, variant.report));
   const port = await listen(server);
   return {
     port,
-    publish(data) {
-      hub.publish('t', data).catch(report);
-    },
-    count: () => hub.group.size,
+    publish: variant.publish,
+    count: variant.count,
     close: async () => {
       await hub.close();
       await backplane.close();
