@@ -51,3 +51,16 @@ export async function until(condition: () => boolean, what: string, timeout = 50
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Collects uncaught exceptions and unhandled rejections until the test ends (they must stay empty). */
+export function watchProcess(): unknown[] {
+  const errors: unknown[] = [];
+  const onError = (err: unknown) => errors.push(err);
+  process.on('uncaughtException', onError);
+  process.on('unhandledRejection', onError);
+  cleanups.push(() => {
+    process.off('uncaughtException', onError);
+    process.off('unhandledRejection', onError);
+  });
+  return errors;
+}

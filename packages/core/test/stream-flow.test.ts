@@ -19,19 +19,7 @@ import {
 } from '@ssekit/core';
 import { collectEvents, EventStreamParser, type ParsedEvent } from '@ssekit/core/testing';
 import { describe, expect, test } from 'vitest';
-import { cleanups, serve, sleep, until } from './helpers.js';
-
-function watchProcess(): unknown[] {
-  const errors: unknown[] = [];
-  const onError = (err: unknown) => errors.push(err);
-  process.on('uncaughtException', onError);
-  process.on('unhandledRejection', onError);
-  cleanups.push(() => {
-    process.off('uncaughtException', onError);
-    process.off('unhandledRejection', onError);
-  });
-  return errors;
-}
+import { cleanups, serve, sleep, until, watchProcess } from './helpers.js';
 
 /**
  * A raw HTTP/1.1 client on a `net` socket (Nagle off) that can stop reading: until `resume()`, nothing

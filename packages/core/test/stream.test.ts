@@ -18,7 +18,7 @@ import {
 import { EventStreamParser } from '@ssekit/core/testing';
 import { EventSource } from 'eventsource';
 import { describe, expect, test } from 'vitest';
-import { cleanups, type Handler, scheduler, serve, sleep, until } from './helpers.js';
+import { cleanups, type Handler, scheduler, serve, sleep, until, watchProcess } from './helpers.js';
 
 /** A fetch client that parses the body as it arrives. */
 async function open(url: string, headers: Record<string, string> = {}) {
@@ -309,18 +309,6 @@ describe('client disconnect', () => {
 });
 
 describe('writes after close and bad sends', () => {
-  function watchProcess() {
-    const errors: unknown[] = [];
-    const onError = (err: unknown) => errors.push(err);
-    process.on('uncaughtException', onError);
-    process.on('unhandledRejection', onError);
-    cleanups.push(() => {
-      process.off('uncaughtException', onError);
-      process.off('unhandledRejection', onError);
-    });
-    return errors;
-  }
-
   test('send() after the client left or after close() returns false and never errors', async () => {
     const processErrors = watchProcess();
     const reported: unknown[] = [];
