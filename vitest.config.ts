@@ -15,6 +15,7 @@ export default defineConfig({
       { find: /^@ssekit\/express$/, replacement: src('express') },
       { find: /^@ssekit\/fastify$/, replacement: src('fastify') },
       { find: /^@ssekit\/redis$/, replacement: src('redis') },
+      { find: /^@ssekit\/web$/, replacement: src('web') },
     ],
   },
   test: {

@@ -29,6 +29,12 @@ export type SseErrorCode =
   | 'ERR_SSE_FORBIDDEN'
   /** The client does not accept `text/event-stream` and nothing else serves this route: 406. */
   | 'ERR_SSE_NOT_ACCEPTABLE'
+  /**
+   * A fault in the app's code or its services before the stream opened (a `topics` function that
+   * threw a plain error, returned bad topics, a database that is down). Reported to the app; the
+   * client gets a stream that says only this code and asks it to come back later.
+   */
+  | 'ERR_SSE_FAULT'
   /** The backplane failed to publish, replay or deliver. */
   | 'ERR_SSE_BACKPLANE'
   /** The hub or backplane was closed. */
@@ -73,27 +79,28 @@ export function isSseError(err: unknown, code?: SseErrorCode): err is SseError {
 }
 
 /**
- * What a refused subscription answers: when an app's `topics` function returns `false` or an error,
- * or throws. The error's own `status`/`statusCode` (4xx/5xx) and `headers` are kept (a 401 with
- * `WWW-Authenticate`); anything else is 403. Both adapters answer refusals through it.
+ * A deliberate refusal, or `undefined` for a fault. Refusals are `false` (403), an {@link SseError}
+ * with a `status`, and errors that carry a 4xx `status`/`statusCode` (`http-errors`,
+ * `@fastify/error`, `@fastify/sensible`): those answer with their status and `headers` (a 401 with
+ * `WWW-Authenticate`). Anything else thrown or rejected — a `TypeError`, a database error, a Symbol —
+ * is a fault: never answered as a refusal, and its message never reaches the client.
  */
-export function forbidden(reason: unknown): SseError {
-  if (reason instanceof SseError && reason.status !== undefined) return reason;
-  const source = (typeof reason === 'object' && reason !== null ? reason : {}) as {
-    status?: unknown;
-    statusCode?: unknown;
-    headers?: unknown;
-    message?: unknown;
-  };
+export function refusalOf(reason: unknown): SseError | undefined {
+  if (reason === false) {
+    return new SseError('ERR_SSE_FORBIDDEN', 'this request may not subscribe to these topics', { status: 403 });
+  }
+  if (reason instanceof SseError) return reason.status === undefined ? undefined : reason;
+  if (typeof reason !== 'object' || reason === null) return undefined;
+  const source = reason as { status?: unknown; statusCode?: unknown; headers?: unknown; message?: unknown };
   const given = typeof source.status === 'number' ? source.status : source.statusCode;
-  const status = typeof given === 'number' && given >= 400 && given <= 599 ? given : 403;
+  if (typeof given !== 'number' || !Number.isInteger(given) || given < 400 || given > 499) return undefined;
   const headers =
     typeof source.headers === 'object' && source.headers !== null
       ? (source.headers as Record<string, string>)
       : undefined;
   const message =
-    reason === false || typeof source.message !== 'string' || source.message === ''
-      ? 'this request may not subscribe to these topics'
-      : source.message;
-  return new SseError('ERR_SSE_FORBIDDEN', message, { status, headers, cause: reason === false ? undefined : reason });
+    typeof source.message === 'string' && source.message !== ''
+      ? source.message
+      : 'this request may not subscribe to these topics';
+  return new SseError('ERR_SSE_FORBIDDEN', message, { status: given, headers, cause: reason });
 }

@@ -7,6 +7,7 @@
  * space, because clients strip exactly one leading space: a value that starts with a space survives.
  */
 import { SseError } from './errors.js';
+import { describeError, text as textOf } from './runtime.js';
 
 /** One server-sent event, the shape Hono's `streamSSE` and most SSE libraries use. */
 export interface SseEvent<T = unknown> {
@@ -105,16 +106,19 @@ export function assertValidEventName(name: string): void {
   checkField('event', name, BAD_EVENT);
 }
 
-function serializeData(data: unknown, serialize: Serializer): string {
+/**
+ * The text of an event's data: strings as they are, bytes as UTF-8, anything else through `serialize`.
+ * `send()`, `publish()` and every encoder share it, so the same data gives the same wire bytes.
+ * @throws {SseError} `ERR_SSE_SERIALIZE` when the serializer throws or returns something else than a string.
+ */
+export function serializeData(data: unknown, serialize: Serializer = JSON.stringify): string {
   if (typeof data === 'string') return data;
-  if (data instanceof Uint8Array) return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8');
+  if (data instanceof Uint8Array) return textOf(data);
   let text: unknown;
   try {
     text = serialize(data);
   } catch (cause) {
-    throw new SseError('ERR_SSE_SERIALIZE', `could not serialize data: ${(cause as Error)?.message ?? cause}`, {
-      cause,
-    });
+    throw new SseError('ERR_SSE_SERIALIZE', `could not serialize data: ${describeError(cause)}`, { cause });
   }
   if (typeof text !== 'string') {
     throw new SseError('ERR_SSE_SERIALIZE', `the serializer returned ${typeof text}, not a string`);

@@ -43,8 +43,10 @@ export interface StreamGroupOptions {
 }
 
 /** A set of open streams: counts them, limits them, closes them all. */
-export class StreamGroup implements CloseWatcher {
+export class StreamGroup {
   readonly #members = new Set<GroupMember>();
+  // Told when a member closes: one object for the group, no closure per stream.
+  readonly #watcher: CloseWatcher = { memberClosed: (member) => this.#members.delete(member) };
   readonly #max: number;
   readonly #retryAfter: string;
   #refused = 0;
@@ -90,12 +92,7 @@ export class StreamGroup implements CloseWatcher {
   add(member: GroupMember): void {
     if (this.#members.has(member)) return;
     this.#members.add(member);
-    member.watchClose(this);
-  }
-
-  /** @internal A member closed: it leaves the group. */
-  memberClosed(member: GroupMember): void {
-    this.#members.delete(member);
+    member.watchClose(this.#watcher);
   }
 
   /** Closes every stream in the group (see {@link CloseOptions.retry}). */

@@ -14,17 +14,13 @@
  */
 import { type Backplane, type BackplaneMessage, memoryBackplane } from './backplane.js';
 import { SseError } from './errors.js';
-import { type Flushable, scheduleFlush } from './flush.js';
-import { assertValidEventName, assertValidId, encode, encodeData, type Serializer } from './frame.js';
-import {
-  type CloseOptions,
-  type CloseWatcher,
-  type GroupMember,
-  StreamGroup,
-  type StreamGroupOptions,
-} from './group.js';
+import { type FlushFn, scheduleFlush } from './flush.js';
+import { assertValidEventName, assertValidId, encode, encodeData, type Serializer, serializeData } from './frame.js';
+import { type CloseOptions, type CloseWatcher, StreamGroup, type StreamGroupOptions } from './group.js';
 import type { HistoryOptions } from './history.js';
-import type { EventStream } from './stream.js';
+import { checkOptionNames, invalidOption } from './options.js';
+import { utf8 } from './runtime.js';
+import type { Subscriber } from './stream.js';
 
 /** A message as a subscriber's `filter` sees it (data is the serialized text). */
 export type HubMessage = Readonly<Pick<BackplaneMessage, 'id' | 'topics' | 'event' | 'data'>>;
@@ -95,7 +91,7 @@ export interface HubStats {
 interface Group {
   readonly topics: readonly string[];
   readonly filter: ((message: HubMessage) => boolean) | undefined;
-  readonly streams: Set<EventStream>;
+  readonly streams: Set<Subscriber>;
   parts: string[];
   lastMessage: number;
   key: string;
@@ -114,7 +110,7 @@ export type TopicMap = Record<string, unknown>;
  * {@link createHub}; give `createHub<{ prices: Price; news: string }>()` a type to have `publish` check
  * payloads at compile time.
  */
-export class Hub<T extends object = TopicMap> implements Flushable, CloseWatcher {
+export class Hub<T extends object = TopicMap> {
   /** The streams of this hub, with its `maxConnections`: adapters open streams in it. */
   readonly group: StreamGroup;
   readonly #backplane: Backplane;
@@ -122,8 +118,8 @@ export class Hub<T extends object = TopicMap> implements Flushable, CloseWatcher
   readonly #gapEvent: string;
   readonly #serialize: Serializer;
   readonly #onError: (error: unknown) => void;
-  readonly #subs = new Map<EventStream, Subscription>();
-  readonly #seen = new WeakSet<EventStream>();
+  readonly #subs = new Map<Subscriber, Subscription>();
+  readonly #seen = new WeakSet<Subscriber>();
   readonly #groups = new Map<string, Group>();
   readonly #byTopic = new Map<string, Set<Group>>();
   readonly #unlisten: () => void;
@@ -134,9 +130,12 @@ export class Hub<T extends object = TopicMap> implements Flushable, CloseWatcher
   #filterKeys = 0;
   readonly #stats = { published: 0, delivered: 0, frames: 0, bytes: 0, replays: 0, gaps: 0, dropped: 0, slowClosed: 0 };
 
-  /** @internal Use {@link createHub}. */
+  // Told when a subscribed stream closes: one object for the hub, no closure per stream.
+  readonly #watcher: CloseWatcher = { memberClosed: (member) => this.#detach(member as Subscriber) };
+
+  /** Use {@link createHub}, which checks the options. */
   constructor(options: HubOptions = {}) {
-    this.group = new StreamGroup(options);
+    this.group = new StreamGroup({ maxConnections: options.maxConnections, retryAfter: options.retryAfter });
     this.#ownsBackplane = options.backplane === undefined;
     this.#backplane =
       options.backplane ?? memoryBackplane(options.history === false ? { size: 0 } : (options.history ?? {}));
@@ -158,7 +157,7 @@ export class Hub<T extends object = TopicMap> implements Flushable, CloseWatcher
    * @throws {SseError} `ERR_SSE_INVALID_TOPIC` for an empty or non-string topic.
    */
   async subscribe(
-    stream: EventStream,
+    stream: Subscriber,
     topics: string | readonly string[],
     options: SubscribeOptions = {},
   ): Promise<void> {
@@ -173,7 +172,7 @@ export class Hub<T extends object = TopicMap> implements Flushable, CloseWatcher
     const lastEventId = options.lastEventId ?? (first ? stream.lastEventId : undefined);
     // Write what this hub already holds for the current turn first: the stream joins its group now,
     // so anything still queued reaches it live, and the position read below must not count it.
-    this.flush();
+    this.#flush();
 
     if (lastEventId === undefined) {
       if (first) {
@@ -191,7 +190,7 @@ export class Hub<T extends object = TopicMap> implements Flushable, CloseWatcher
       // The id may come from another instance that is a few ms ahead of this one: wait to catch up.
       await this.#backplane.waitFor(lastEventId);
       if (!stream.isOpen) return;
-      this.flush();
+      this.#flush();
     }
     // Everything delivered so far was written (flush above) before the cut-off is taken: otherwise it
     // would be both replayed and written live.
@@ -228,14 +227,14 @@ export class Hub<T extends object = TopicMap> implements Flushable, CloseWatcher
   }
 
   /** Removes `stream` from `topics` (default: from all, leaving the hub). */
-  unsubscribe(stream: EventStream, topics?: string | readonly string[]): void {
+  unsubscribe(stream: Subscriber, topics?: string | readonly string[]): void {
     const sub = this.#subs.get(stream);
     if (sub === undefined) return;
     const removed = topics === undefined ? undefined : checkTopics(topics);
     const left = removed === undefined ? [] : sub.group.topics.filter((topic) => !removed.includes(topic));
     this.#leaveGroup(stream, sub.group);
     if (left.length === 0) {
-      stream.unwatchClose(this);
+      stream.unwatchClose(this.#watcher);
       this.#subs.delete(stream);
       return;
     }
@@ -258,7 +257,7 @@ export class Hub<T extends object = TopicMap> implements Flushable, CloseWatcher
     // Validate here, so a bad event name or id is the publisher's error, not every subscriber's.
     if (options.event !== undefined) assertValidEventName(options.event);
     if (options.id !== undefined) assertValidId(options.id);
-    const text = typeof data === 'string' ? data : this.#serializeData(data);
+    const text = serializeData(data, this.#serialize);
     const id = await this.#backplane.publish({ topics: list, event: options.event, id: options.id, data: text });
     this.#stats.published++;
     return id;
@@ -286,15 +285,17 @@ export class Hub<T extends object = TopicMap> implements Flushable, CloseWatcher
   async close(options?: CloseOptions): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.flush();
+    this.#flush();
     for (const stream of [...this.#subs.keys()]) stream.close(options);
     this.group.closeAll(options);
     this.#unlisten();
     if (this.#ownsBackplane) await this.#backplane.close();
   }
 
-  /** Writes this turn's messages: one joined chunk per group, the same chunk to each of its streams. @internal */
-  flush(): void {
+  static readonly #flushHub: FlushFn<Hub<object>> = (hub) => hub.#flush();
+
+  // Writes this turn's messages: one joined chunk per group, the same chunk to each of its streams.
+  #flush(): void {
     this.#scheduled = false;
     const turn = this.#turn;
     if (turn.length === 0) return;
@@ -322,10 +323,10 @@ export class Hub<T extends object = TopicMap> implements Flushable, CloseWatcher
       const text = parts.length === 1 ? (parts[0] as string) : parts.join('');
       const size = group.streams.size;
       // One encoding to bytes for the whole group instead of one per socket.
-      const chunk = size > 1 ? Buffer.from(text) : text;
+      const chunk = size > 1 ? utf8(text) : text;
       this.#stats.frames += parts.length * size;
       this.#stats.bytes += chunk.length * size;
-      for (const stream of group.streams) stream.writeNow(chunk, parts.length);
+      for (const stream of group.streams) stream.deliver(chunk, parts.length);
     }
   }
 
@@ -334,7 +335,7 @@ export class Hub<T extends object = TopicMap> implements Flushable, CloseWatcher
     this.#turn.push(message);
     if (!this.#scheduled) {
       this.#scheduled = true;
-      scheduleFlush(this);
+      scheduleFlush(Hub.#flushHub, this as Hub<object>);
     }
   };
 
@@ -356,18 +357,7 @@ export class Hub<T extends object = TopicMap> implements Flushable, CloseWatcher
     }
   }
 
-  #serializeData(data: unknown): string {
-    let text: unknown;
-    try {
-      text = this.#serialize(data);
-    } catch (cause) {
-      throw new SseError('ERR_SSE_SERIALIZE', `could not serialize data: ${(cause as Error)?.message}`, { cause });
-    }
-    if (typeof text !== 'string') throw new SseError('ERR_SSE_SERIALIZE', 'the serializer did not return a string');
-    return text;
-  }
-
-  #attach(stream: EventStream, topics: readonly string[], filter: SubscribeOptions['filter']): void {
+  #attach(stream: Subscriber, topics: readonly string[], filter: SubscribeOptions['filter']): void {
     const existing = this.#subs.get(stream);
     if (existing) {
       const all = [...existing.group.topics, ...topics];
@@ -379,16 +369,11 @@ export class Hub<T extends object = TopicMap> implements Flushable, CloseWatcher
     this.group.add(stream);
     // A stream's topics are its group's (sorted, unique): nothing per stream but this record.
     const sub: Subscription = { filter, group: this.#joinGroup(stream, topics, filter) };
-    stream.watchClose(this);
+    stream.watchClose(this.#watcher);
     this.#subs.set(stream, sub);
   }
 
-  /** @internal A subscribed stream closed: it leaves the hub. */
-  memberClosed(member: GroupMember): void {
-    this.#detach(member as EventStream);
-  }
-
-  #detach(stream: EventStream): void {
+  #detach(stream: Subscriber): void {
     const sub = this.#subs.get(stream);
     if (sub === undefined) return;
     this.#subs.delete(stream);
@@ -397,7 +382,7 @@ export class Hub<T extends object = TopicMap> implements Flushable, CloseWatcher
     if (stream.closedForSlowness) this.#stats.slowClosed++;
   }
 
-  #joinGroup(stream: EventStream, topics: readonly string[], filter: SubscribeOptions['filter']): Group {
+  #joinGroup(stream: Subscriber, topics: readonly string[], filter: SubscribeOptions['filter']): Group {
     const sorted = [...new Set(topics)].sort();
     // Streams with a filter each form their own group: their chunks may differ. Keys must not collide
     // for any topic names (they come from users): a JSON array key always starts with '['.
@@ -419,7 +404,7 @@ export class Hub<T extends object = TopicMap> implements Flushable, CloseWatcher
     return group;
   }
 
-  #leaveGroup(stream: EventStream, group: Group): void {
+  #leaveGroup(stream: Subscriber, group: Group): void {
     group.streams.delete(stream);
     if (group.streams.size > 0) return;
     this.#groups.delete(group.key);
@@ -436,7 +421,29 @@ export class Hub<T extends object = TopicMap> implements Flushable, CloseWatcher
  * give it `redisBackplane()` from `@ssekit/redis` to share topics, ids and history across instances.
  */
 export function createHub<T extends object = TopicMap>(options: HubOptions = {}): Hub<T> {
+  checkHubOptions(options);
   return new Hub<T>(options);
+}
+
+const HUB_OPTION_NAMES = ['backplane', 'history', 'gapEvent', 'serialize', 'onError', 'maxConnections', 'retryAfter'];
+const HISTORY_OPTION_NAMES = ['size', 'ttl'];
+
+function checkHubOptions(options: HubOptions): void {
+  checkOptionNames(options, HUB_OPTION_NAMES, 'createHub()');
+  const { backplane, history, gapEvent, serialize, onError } = options;
+  if (backplane !== undefined && typeof (backplane as Backplane | null)?.subscribe !== 'function') {
+    invalidOption('backplane must be a Backplane (memoryBackplane(), redisBackplane())');
+  }
+  if (history !== undefined && history !== false) {
+    if (backplane !== undefined) invalidOption('history is for the in-memory backplane; configure it on the backplane');
+    checkOptionNames(history, HISTORY_OPTION_NAMES, 'createHub() history');
+  }
+  if (gapEvent !== undefined) {
+    if (typeof gapEvent !== 'string' || gapEvent === '') invalidOption('gapEvent must be a non-empty string');
+    assertValidEventName(gapEvent);
+  }
+  if (serialize !== undefined && typeof serialize !== 'function') invalidOption('serialize must be a function');
+  if (onError !== undefined && typeof onError !== 'function') invalidOption('onError must be a function');
 }
 
 /**

@@ -15,6 +15,7 @@ import {
   type EventStream,
   type EventStreamOptions,
   KeepaliveScheduler,
+  type NodeTransport,
 } from '@ssekit/core';
 import { EventStreamParser } from '@ssekit/core/testing';
 import { EventSource } from 'eventsource';
@@ -124,7 +125,7 @@ describe('KeepaliveScheduler over the wire', () => {
     const busy = await openRaw(port, '/busy');
     const idle = await openRaw(port, '/idle');
     await until(() => streams.length === 2, 'both streams');
-    const busyStream = streams.find((s) => s.request.url === '/busy') as EventStream;
+    const busyStream = streams.find((s) => (s.transport as NodeTransport).request.url === '/busy') as EventStream;
     // A write every interval/3 keeps the busy stream from ever being idle for the interval.
     let sent = 0;
     const sender = setInterval(() => busyStream.send(++sent), 150);
@@ -215,11 +216,14 @@ describe('KeepaliveScheduler timer', () => {
     // gives a module a plain `node` child can load.
     const dir = await mkdtemp(join(tmpdir(), 'ssekit-keepalive-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    const source = await readFile(new URL('../src/keepalive.ts', import.meta.url), 'utf8');
-    const { outputText } = ts.transpileModule(source, {
-      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
-    });
-    await writeFile(join(dir, 'keepalive.mjs'), outputText);
+    // keepalive.ts and the one module it imports.
+    for (const name of ['keepalive', 'runtime']) {
+      const source = await readFile(new URL(`../src/${name}.ts`, import.meta.url), 'utf8');
+      const { outputText } = ts.transpileModule(source, {
+        compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+      });
+      await writeFile(join(dir, `${name}.mjs`), outputText.replaceAll("'./runtime.js'", "'./runtime.mjs'"));
+    }
     await writeFile(
       join(dir, 'child.mjs'),
       `import { KeepaliveScheduler } from './keepalive.mjs';

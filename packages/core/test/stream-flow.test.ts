@@ -12,6 +12,7 @@ import {
   type EventStreamOptions,
   isSseError,
   KeepaliveScheduler,
+  type NodeTransport,
   type OverflowInfo,
   type PipeOptions,
   type Source,
@@ -326,7 +327,7 @@ describe('a client that stops reading', () => {
     new RawClient(port, '/stalled', false);
     await until(() => stalled, 'the stall', 20_000);
     const stream = streams.get('/stalled') as EventStream;
-    const socket = stream.response.socket as net.Socket;
+    const socket = (stream.transport as NodeTransport).response.socket as net.Socket;
     const queued = stream.queuedBytes;
     const buffered = socket.writableLength;
     const idle = new RawClient(port, '/idle');
@@ -539,7 +540,7 @@ describe('pipe()', () => {
     expect(open.needsDrain).toBe(true);
     expect(open.queuedBytes).toBeLessThanOrEqual(hwm + item.length + 10);
     // Pulled no further than what the socket took plus one queue's worth.
-    const socket = open.response.socket as net.Socket;
+    const socket = (open.transport as NodeTransport).response.socket as net.Socket;
     const handed = socket.bytesWritten + socket.writableLength;
     expect(pulled * (item.length + 8)).toBeLessThanOrEqual(handed + hwm + 2 * (item.length + 8));
     expect(finalized).toBe(false);

@@ -15,11 +15,8 @@
  * Express 4's and Express 5's routes both dispatch by index over `route.stack`, so layers appended
  * while a request is in the route are reached by that very request.
  */
-import type { EventStream } from '@ssekit/core';
+import type { EventStream, Route as SseRoute } from '@ssekit/core';
 import type { NextFunction, Request, Response } from 'express';
-
-/** How errors after open are reported (the middleware's `onError`). */
-export type Reporter = (error: unknown, req: Request, res: Response) => void;
 
 interface RouteLayer {
   handle: unknown;
@@ -33,20 +30,16 @@ interface Route {
 }
 
 const guarded = new WeakSet<object>();
-/** The reporter of the middleware that opened each stream, for the route's error layer. */
-const reporters = new WeakMap<EventStream, Reporter>();
-
-/** Remembers which middleware's `onError` reports the errors of `stream`. */
-export function setReporter(stream: EventStream, report: Reporter): void {
-  reporters.set(stream, report);
-}
+/** The core route of the middleware that opened each stream: it reports the stream's errors. */
+const routes = new WeakMap<EventStream, SseRoute<Request>>();
 
 /**
  * Appends the two guard layers to the route `middleware` sits in, once per route. Does nothing when
  * the middleware is not a layer of `req.route` (mounted with `app.use()`, or wrapped in another
  * function): there, errors after open follow Express's usual path.
  */
-export function guardRoute(req: Request, middleware: unknown): void {
+export function guardRoute(req: Request, middleware: unknown, stream: EventStream, sseRoute: SseRoute<Request>): void {
+  routes.set(stream, sseRoute);
   const route = (req as { route?: Route }).route;
   if (route === undefined || route === null || guarded.has(route) || !Array.isArray(route.stack)) return;
   const own = route.stack.find((layer) => layer.handle === middleware);
@@ -69,7 +62,6 @@ function sseErrors(error: unknown, req: Request, res: Response, next: NextFuncti
     next(error);
     return;
   }
-  const report = reporters.get(stream);
-  if (report !== undefined) report(error, req, res);
+  routes.get(stream)?.report(error, req);
   stream.close();
 }

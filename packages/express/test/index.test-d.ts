@@ -20,8 +20,9 @@ test('sse() options and result', () => {
   const middleware = sse({
     hub,
     topics: (req: Request) => (req.query.all ? ['prices'] : false),
-    filter: (req) => (message) => {
+    filter: (message, req) => {
       expectTypeOf(message).toEqualTypeOf<HubMessage>();
+      expectTypeOf(req).toEqualTypeOf<Request>();
       return req.params.id !== undefined;
     },
     negotiate: true,

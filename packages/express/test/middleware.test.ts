@@ -1,5 +1,5 @@
 import http from 'node:http';
-import { createHub, EventStream, type Hub, refuse } from '@ssekit/core';
+import { createHub, EventStream, type Hub, type NodeTransport, refuse, SseError } from '@ssekit/core';
 import { sseParser } from '@ssekit/core/testing';
 import { sse } from '@ssekit/express';
 import compression from 'compression';
@@ -115,11 +115,8 @@ describe.each(versions)('$name', ({ express }) => {
         hub,
         topics: ['notes'],
         keepalive: false,
-        // Read from req here, once: the filter itself runs for every message.
-        filter: (req) => {
-          const name = req.params.name;
-          return (message) => message.event === name;
-        },
+        // Runs once per message per stream, with the request that opened the stream.
+        filter: (message, req) => message.event === req.params.name,
       }),
     );
     const { url } = await serve(app);
@@ -157,7 +154,7 @@ describe.each(versions)('$name', ({ express }) => {
     for (let i = 1; i <= 5; i++) await hub.publish('prices', `tick ${i}`);
     await until(() => received.length === 5, 5000, 'ticks 1-5');
     // Kill the connection (no goodbye), then keep publishing while the client is away and reconnecting.
-    streams[0]?.response.destroy();
+    (streams[0]?.transport as NodeTransport | undefined)?.response.destroy();
     for (let i = 6; i <= 10; i++) await hub.publish('prices', `tick ${i}`);
     await until(() => streams.length === 2, 5000, 'the reconnection');
     for (let i = 11; i <= 15; i++) await hub.publish('prices', `tick ${i}`);
@@ -246,11 +243,14 @@ describe.each(versions)('$name', ({ express }) => {
       sse({
         hub,
         topics: () => {
-          throw new Error('nope');
+          throw new SseError('ERR_SSE_FORBIDDEN', 'nope', { status: 403 });
         },
       }),
     );
-    app.get('/reject', sse({ hub, topics: async () => Promise.reject(new Error('later')) }));
+    app.get(
+      '/reject',
+      sse({ hub, topics: async () => Promise.reject(Object.assign(new Error('later'), { statusCode: 403 })) }),
+    );
     app.get(
       '/401',
       sse({
@@ -461,7 +461,7 @@ describe.each(versions)('$name', ({ express }) => {
         source: async function* () {
           for (let i = 1; i <= 3; i++) yield { n: i };
         },
-        pipe: { map: (item) => ({ data: item, event: 'count' }) },
+        map: (item: { n: number }) => ({ data: item, event: 'count' }),
       }),
     );
     const res = await request(app).get('/count').buffer(true).parse(sseParser());

@@ -1,7 +1,5 @@
 import { createHub, KeepaliveScheduler, StreamGroup } from '@ssekit/core';
 import { type SseMiddlewareOptions, sse } from '@ssekit/express';
-import express from 'express';
-import request from 'supertest';
 import { afterAll, describe, expect, test } from 'vitest';
 
 const hub = createHub();
@@ -32,10 +30,13 @@ describe('sse() validates its options once, when it is created', () => {
     ['group and maxConnections', { group: new StreamGroup(), maxConnections: 3 }],
     ['group not a group', { group: {} }],
     ['scheduler not a scheduler', { scheduler: {} }],
-    ['pipe not an object', { pipe: 'map' }],
+    ['map not a function', { map: 'x' }],
+    ['an unknown option', { keepAlive: 5 }],
+    ['a pipe object (the option is map)', { pipe: { map: () => ({ data: 1 }) } }],
     ['hub not a hub', { hub: {}, topics: ['a'] }],
     ['topics without a hub', { topics: ['a'] }],
-    ['filter without a hub', { filter: () => () => true }],
+    ['filter without a hub', { filter: () => true }],
+    ['hub without topics', { hub }],
     ['topics empty', { hub, topics: [] }],
     ['topics with an empty name', { hub, topics: ['a', ''] }],
     ['topics not strings', { hub, topics: [1] }],
@@ -61,23 +62,23 @@ describe('sse() validates its options once, when it is created', () => {
         scheduler,
         hub,
         topics: (req) => [String(req.query.topic ?? 'a')],
-        filter: () => () => true,
+        filter: () => true,
         negotiate: true,
         maxConnections: 10,
         retryAfter: 2,
         onError: () => {},
         source: () => [1],
-        pipe: { end: true },
+        map: (item: number) => ({ data: item }),
+        faultRetry: 1000,
       }),
     ).not.toThrow();
     expect(() => sse()).not.toThrow();
   });
 
-  test('topics returned at request time that are not topics give a 500 before any stream byte', async () => {
-    const app = express();
-    app.get('/t', sse({ hub, topics: () => [''] }));
-    const res = await request(app).get('/t').set('Accept', 'text/event-stream');
-    expect(res.status).toBe(500);
-    expect(res.headers['content-type']).not.toContain('text/event-stream');
+  test('an unknown option names the closest known one', () => {
+    expect(() => sse({ keepAlive: 5 } as SseMiddlewareOptions)).toThrow(
+      "sse(): unknown option 'keepAlive' — did you mean 'keepalive'?",
+    );
+    expect(() => sse({ hisotry: 5 } as SseMiddlewareOptions)).toThrow(/unknown option 'hisotry'/);
   });
 });

@@ -9,9 +9,16 @@
  * app.get('/events', (request, reply) => { reply.sse().send({ hello: 'world' }); });
  * ```
  */
-import type { EventStream, Source } from '@ssekit/core';
+import type { EventStream, Source, TopicsResult } from '@ssekit/core';
+import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { type HubSseOptions, type PipeSseOptions, plugin, type ReplySseOptions } from './plugin.js';
+import {
+  type HubSseOptions,
+  type PipeSseOptions,
+  plugin,
+  type ReplySseOptions,
+  type SsekitDecorator,
+} from './plugin.js';
 
 declare module 'fastify' {
   interface FastifyReply {
@@ -21,9 +28,16 @@ declare module 'fastify' {
      * With `{ hub, topics }` the stream is subscribed to the hub (and resumed from `Last-Event-ID`).
      * @throws {SseError} before anything is written: 406 `ERR_SSE_NOT_ACCEPTABLE`, 403
      * `ERR_SSE_FORBIDDEN`, 503 `ERR_SSE_TOO_MANY_CONNECTIONS` (with `Retry-After`),
-     * `ERR_SSE_INVALID_OPTION`, `ERR_SSE_INVALID_TOPIC`, `ERR_SSE_HEADERS_SENT`.
+     * `ERR_SSE_INVALID_OPTION`, `ERR_SSE_HEADERS_SENT`. A fault in a `topics` function is reported
+     * (`request.log`) and answered with a stream that asks the client to come back.
      */
-    sse(options?: ReplySseOptions | HubSseOptions): EventStream;
+    sse(options?: ReplySseOptions | SyncHubSseOptions): EventStream;
+    /**
+     * With a `topics` function that returns a promise: resolves to the open stream once the topics are
+     * known, or to `undefined` when the request was refused (the refusal is sent through Fastify's
+     * error handler). Never rejects.
+     */
+    sse(options: AsyncHubSseOptions): Promise<EventStream | undefined>;
     /**
      * Opens a stream, sends every item of `source` (async iterable, iterable, Node `Readable`, web
      * `ReadableStream`) as an event, then ends it. The source is stopped when the client leaves; a
@@ -41,6 +55,20 @@ declare module 'fastify' {
      */
     acceptsEventStream(alternatives?: readonly string[]): boolean;
   }
+  interface FastifyInstance {
+    /** The plugin's streams: `app.ssekit.group.size`, `app.ssekit.group.closeAll({ retry })`. */
+    ssekit: SsekitDecorator;
+  }
+}
+
+/** `reply.sse({ hub, topics })` with static topics or a synchronous function. */
+export interface SyncHubSseOptions extends HubSseOptions {
+  topics: TopicsResult | ((request: FastifyRequest) => TopicsResult);
+}
+
+/** `reply.sse({ hub, topics })` with an asynchronous `topics` function. */
+export interface AsyncHubSseOptions extends HubSseOptions {
+  topics: (request: FastifyRequest) => PromiseLike<TopicsResult>;
 }
 
 /**
@@ -63,4 +91,10 @@ export type {
 } from '@ssekit/core';
 export { isSseError, SseError, StreamGroup } from '@ssekit/core';
 export { EVENT_STREAM } from './negotiate.js';
-export type { HubSseOptions, PipeSseOptions, ReplySseOptions, SsekitFastifyOptions } from './plugin.js';
+export type {
+  HubSseOptions,
+  PipeSseOptions,
+  ReplySseOptions,
+  SsekitDecorator,
+  SsekitFastifyOptions,
+} from './plugin.js';

@@ -2,11 +2,10 @@
  * Content negotiation for event streams, done by `@fastify/accepts` (which uses `negotiator`): no
  * hand-written Accept parsing here.
  */
-import { SseError } from '@ssekit/core';
+import { EVENT_STREAM } from '@ssekit/core';
 import type { FastifyRequest } from 'fastify';
 
-/** The media type of Server-Sent Events. */
-export const EVENT_STREAM = 'text/event-stream';
+export { EVENT_STREAM };
 
 /**
  * `request.acceptsEventStream(alternatives?)`. Without alternatives: may this client take a stream at
@@ -18,13 +17,4 @@ export function acceptsEventStream(this: FastifyRequest, alternatives?: readonly
   const accepts = this.accepts();
   if (alternatives === undefined || alternatives.length === 0) return accepts.type([EVENT_STREAM]) === EVENT_STREAM;
   return accepts.type([...alternatives, EVENT_STREAM]) === EVENT_STREAM;
-}
-
-/**
- * Throws 406 `ERR_SSE_NOT_ACCEPTABLE` when the request refuses `text/event-stream`: the answer for a
- * route that has no other representation.
- */
-export function assertAcceptsEventStream(request: FastifyRequest): void {
-  if (request.acceptsEventStream()) return;
-  throw new SseError('ERR_SSE_NOT_ACCEPTABLE', `the request does not accept ${EVENT_STREAM}`, { status: 406 });
 }

@@ -19,11 +19,15 @@ test('reply.sse() and request.acceptsEventStream() are typed', () => {
     expectTypeOf(request.acceptsEventStream()).toEqualTypeOf<boolean>();
     expectTypeOf(request.acceptsEventStream(['application/json'])).toEqualTypeOf<boolean>();
     expectTypeOf(reply.sse()).toEqualTypeOf<EventStream>();
-    expectTypeOf(reply.sse({ retry: 1000, checkAccept: false })).toEqualTypeOf<EventStream>();
+    expectTypeOf(reply.sse({ retry: 1000, negotiate: true })).toEqualTypeOf<EventStream>();
     expectTypeOf(
-      reply.sse({ hub, topics: ['prices'], filter: (m) => m.topics.length > 0 }),
+      reply.sse({ hub, topics: ['prices'], filter: (m, req) => m.topics.length > 0 && req.id !== '' }),
     ).toEqualTypeOf<EventStream>();
     expectTypeOf(reply.sse({ hub, topics: (req) => [String(req.id)] })).toEqualTypeOf<EventStream>();
+    expectTypeOf(reply.sse({ hub, topics: async (req) => [String(req.id)] })).toEqualTypeOf<
+      Promise<EventStream | undefined>
+    >();
+    expectTypeOf(app.ssekit.group.size).toEqualTypeOf<number>();
 
     async function* numbers() {
       yield 1;

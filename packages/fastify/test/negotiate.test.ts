@@ -74,7 +74,7 @@ describe('406', () => {
       reply.sse().send('x');
     });
     app.get('/lenient', (_request, reply) => {
-      reply.sse({ checkAccept: false }).send('x');
+      reply.sse({ negotiate: true }).send('x');
     });
     const base = await listen(app);
 
@@ -93,9 +93,9 @@ describe('406', () => {
     expect((await lenient.waitForEvents(1))[0]?.data).toBe('x');
   });
 
-  test('checkAccept: false on the plugin turns the check off for every route', async () => {
+  test('negotiate: true on the plugin leaves negotiation to the app on every route', async () => {
     const { app } = createApp();
-    await app.register(ssekit, { checkAccept: false });
+    await app.register(ssekit, { negotiate: true });
     app.get('/events', (_request, reply) => {
       reply.sse().send('x');
     });
