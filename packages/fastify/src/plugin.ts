@@ -120,7 +120,8 @@ export const plugin: FastifyPluginAsync<SsekitFastifyOptions> = async (fastify, 
     }
     if (isPromiseLike(topics)) {
       return Promise.resolve(topics).then(
-        (resolved) => answerLater(this, route.open(request, http, connect, resolved).outcome),
+        // Resolves once the stream is subscribed: a handler that awaits it can send right away.
+        (resolved) => route.open(request, http, connect, resolved).ready.then((outcome) => answerLater(this, outcome)),
         (error: unknown) => answerLater(this, route.decline(error, request, http, connect)),
       );
     }
