@@ -84,7 +84,9 @@ export function memoryBackplane(options: MemoryBackplaneOptions = {}): Backplane
 class MemoryBackplane implements Backplane {
   readonly #history: History<BackplaneMessage>;
   readonly #listeners = new Set<(message: BackplaneMessage) => void>();
-  readonly #epoch = Date.now().toString(36);
+  // workerd's clock reads 0 until the first I/O (a hub created at module top level): a random epoch
+  // then keeps ids from one isolate's life apart from the next one's.
+  readonly #epoch = (Date.now() || Math.floor(Math.random() * 2 ** 41)).toString(36);
   readonly #prefix = `${this.#epoch}-`;
   #seq = 0;
   #closed = false;

@@ -103,6 +103,21 @@ export async function pipeSource<T>(
   }
 }
 
+/**
+ * Stops a source that will never be read: `cancel()` on a web stream, `destroy()` on a Node stream,
+ * `return()` on an iterator. Never throws.
+ */
+export function stopSource(source: Source<unknown>): void {
+  try {
+    const iterator = toIterator(source);
+    Promise.resolve()
+      .then(() => iterator.return?.())
+      .catch(() => {});
+  } catch {
+    // Not a source: nothing to stop.
+  }
+}
+
 function toIterator<T>(source: Source<T>): AsyncIterator<T> | Iterator<T> {
   // Web streams and Node Readables are async iterable too, but their iterators queue `return()` behind a
   // pending `next()` (as the streams spec and Node's async-generator iterator require): a source that

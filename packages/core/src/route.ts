@@ -27,7 +27,7 @@ import {
   STREAM_OPTION_NAMES,
   validateStreamOptions,
 } from './options.js';
-import { isSource, type PipeOptions, type Source } from './pipe.js';
+import { isSource, type PipeOptions, type Source, stopSource } from './pipe.js';
 import { describeError } from './runtime.js';
 import type { EventStream } from './stream.js';
 import type { Transport } from './transport.js';
@@ -52,7 +52,7 @@ export interface RouteRequest {
  * `sse(request, options)` on fetch handlers): the stream options, plus what happens before and around
  * the stream. `Req` is the framework's request, handed to the functions below.
  */
-export interface RouteOptions<Req = unknown> extends Omit<EventStreamOptions, 'onError'> {
+export interface RouteOptions<Req = unknown, Item = unknown> extends Omit<EventStreamOptions, 'onError'> {
   /**
    * A hub to subscribe each stream to (with `topics`). Without an own `maxConnections` or `group`,
    * streams open in the hub's group: its `maxConnections` applies and `hub.close()` closes them.
@@ -75,9 +75,9 @@ export interface RouteOptions<Req = unknown> extends Omit<EventStreamOptions, 'o
    * stream ends with it; it is stopped when the client leaves. A function of the request (called per
    * request), or — where options are given per request (fetch handlers, `reply.sse()`) — the source itself.
    */
-  source?: Source<unknown> | ((req: Req, stream: EventStream) => Source<unknown> | PromiseLike<Source<unknown>>);
+  source?: Source<Item> | ((req: Req, stream: EventStream) => Source<Item> | PromiseLike<Source<Item>>);
   /** Turns a `source` item into the event to send. Default: the item is the event's `data`. */
-  map?: (item: never) => SseEvent;
+  map?: (item: Item) => SseEvent;
   /** Shapes an event sent when `source` fails, before the stream ends. Default: none. */
   errorEvent?: (error: unknown) => SseEvent | undefined;
   /**
@@ -177,7 +177,8 @@ export class Route<Req = unknown> {
   readonly #requests = new WeakMap<EventStream, Req>();
 
   /** @throws {SseError} `ERR_SSE_INVALID_OPTION` for an unknown name, a wrong type or a bad value. */
-  constructor(options: RouteOptions<Req>, setup: RouteSetup<Req>) {
+  // biome-ignore lint/suspicious/noExplicitAny: the item type is the caller's; the route only passes items on.
+  constructor(options: RouteOptions<Req, any>, setup: RouteSetup<Req>) {
     const without = setup.without ?? [];
     const names = [...ROUTE_OPTION_NAMES.filter((name) => !without.includes(name)), ...(setup.names ?? [])];
     checkOptionNames(options, names, setup.where);
@@ -309,6 +310,7 @@ export class Route<Req = unknown> {
   accept(http: RouteRequest): RouteOutcome | undefined {
     if (http.accepts(EVENT_STREAM)) return undefined;
     if (this.#negotiate) return this.#passNotAcceptable ? PASS : undefined;
+    this.#dropSource();
     return {
       kind: 'refused',
       error: new SseError('ERR_SSE_NOT_ACCEPTABLE', `this resource is only available as ${EVENT_STREAM}`, {
@@ -364,6 +366,7 @@ export class Route<Req = unknown> {
    * answered with the fault stream (see the module notes).
    */
   decline(reason: unknown, req: Req, http: RouteRequest, connect: Connect): RouteOutcome {
+    this.#dropSource();
     const refusal = refusalOf(reason);
     if (refusal !== undefined) return { kind: 'refused', error: refusal };
     const fault = asFault(reason);
@@ -398,11 +401,15 @@ export class Route<Req = unknown> {
         await this.#hub.subscribe(stream, topics, subscribe);
       } catch (error) {
         this.#failOpen(stream, error, req);
+        this.#dropSource();
         return;
       }
     }
     // The client left (or the hub closed) while we subscribed: nobody to stream to.
-    if (!stream.isOpen) return;
+    if (!stream.isOpen) {
+      this.#dropSource();
+      return;
+    }
     if (this.#source !== undefined) {
       let source: Source<unknown>;
       try {
@@ -426,6 +433,13 @@ export class Route<Req = unknown> {
           stream.close();
         });
     }
+  }
+
+  // A source given as a value was started by the caller: one that will not be piped is stopped, so that
+  // a generation behind it does not run on for nobody.
+  #dropSource(): void {
+    const source = this.#source;
+    if (source !== undefined && typeof source !== 'function') stopSource(source);
   }
 
   // A fault after the stream opened: reported; the client is told the code and when to come back.

@@ -15,20 +15,25 @@ const platform = globalThis as unknown as NodeLikeGlobals;
 const setImmediateFn = platform.setImmediate;
 const NodeBuffer = platform.Buffer;
 const encoder = new TextEncoder();
+let immediate = typeof setImmediateFn === 'function';
 
 /**
  * Runs `callback` once the current turn's I/O callbacks are done: `setImmediate` where it exists (it
  * runs after the turn's socket reads, so everything a turn sends leaves in one write), else a
  * zero-delay timer.
  */
-export const defer: (callback: () => void) => void =
-  typeof setImmediateFn === 'function'
-    ? (callback) => {
-        setImmediateFn(callback);
-      }
-    : (callback) => {
-        setTimeout(callback, 0);
-      };
+export function defer(callback: () => void): void {
+  if (immediate) {
+    try {
+      (setImmediateFn as (callback: () => void) => unknown)(callback);
+      return;
+    } catch {
+      // Next.js's edge sandbox defines setImmediate and throws when it is called.
+      immediate = false;
+    }
+  }
+  setTimeout(callback, 0);
+}
 
 /**
  * UTF-8 bytes of `text`. On Node this is a `Buffer` (its sockets take one without wrapping it in a new

@@ -32,7 +32,7 @@ export interface SseMiddleware extends RequestHandler {
  *
  * @throws {SseError} `ERR_SSE_INVALID_OPTION` for a bad or unknown option — here, once, not per request.
  */
-export function sse(options: SseMiddlewareOptions = {}): SseMiddleware {
+export function sse<T = unknown>(options: SseMiddlewareOptions<T> = {}): SseMiddleware {
   const { onError, ...rest } = options;
   const route = new Route<Request>(
     typeof onError !== 'function'

@@ -12,12 +12,12 @@ export type { TopicsResult };
  * plus what happens before and around the stream (`hub`, `topics`, `filter`, `source`, `map`,
  * `negotiate`, `maxConnections`, …), with the same names on every adapter.
  */
-export interface SseMiddlewareOptions extends Omit<RouteOptions<Request>, 'onError' | 'source'> {
+export interface SseMiddlewareOptions<T = unknown> extends Omit<RouteOptions<Request, T>, 'onError' | 'source'> {
   /**
    * A source to stream, per request: called once the stream is open (and subscribed); its items are
    * sent as events and the stream ends when the source does. Stopped when the client leaves.
    */
-  source?: (req: Request, stream: EventStream) => Source<unknown> | PromiseLike<Source<unknown>>;
+  source?: (req: Request, stream: EventStream) => Source<T> | PromiseLike<Source<T>>;
   /**
    * Receives faults before the stream opened and every error after it: a handler that throws or calls
    * `next(err)`, a failing source, a failed subscription, a socket error. Default: `console.error`.

@@ -15,6 +15,7 @@
 import {
   EVENT_STREAM,
   type EventStream,
+  KeepaliveScheduler,
   Route,
   type RouteOptions,
   type RouteRequest,
@@ -36,7 +37,7 @@ export type {
 export { isSseError, SseError } from '@ssekit/core';
 
 /** Options of {@link sse}: the same names as the Express middleware's; `source` may be the source itself. */
-export type WebSseOptions = RouteOptions<Request>;
+export type WebSseOptions<T = unknown> = RouteOptions<Request, T>;
 
 /** Runs on the open stream: send, pipe, close, and `stream.signal` / `onClose` for the client leaving. */
 export type WebSseHandler = (stream: EventStream, request: Request) => void | PromiseLike<void>;
@@ -49,13 +50,14 @@ export type WebSseHandler = (stream: EventStream, request: Request) => void | Pr
  *
  * @throws {SseError} `ERR_SSE_INVALID_OPTION` (as a rejection) for a bad or unknown option.
  */
-export async function sse(
+export async function sse<T = unknown>(
   request: Request,
-  init?: WebSseOptions | WebSseHandler,
+  init?: WebSseOptions<T> | WebSseHandler,
   handler?: WebSseHandler,
 ): Promise<Response> {
-  const options = typeof init === 'function' ? {} : (init ?? {});
+  const given = typeof init === 'function' ? {} : (init ?? {});
   const run = typeof init === 'function' ? init : handler;
+  const options = withRuntimeDefaults(given);
   const route = new Route<Request>(options, { where: 'sse()', sourceValue: true, handler: run });
   let transport: WebTransport | undefined;
   const outcome = await route.handle(request, viewOf(request), () => {
@@ -84,6 +86,24 @@ export function acceptsEventStream(request: Request, alternatives: readonly stri
 /** A 204 No Content: the one answer that makes `EventSource` stop reconnecting for good. */
 export function refuse(): Response {
   return new Response(null, { status: 204 });
+}
+
+const platform = globalThis as { Bun?: unknown; navigator?: { userAgent?: string } };
+const onWorkerd = platform.navigator?.userAgent === 'Cloudflare-Workers';
+const onBun = platform.Bun !== undefined;
+// Bun.serve() closes a response idle for its idleTimeout (10 s by default): heartbeats come sooner.
+const BUN_KEEPALIVE = 8000;
+
+/**
+ * What a runtime needs that the defaults do not give it. On workerd a timer belongs to the request that
+ * started it and dies with it, and a request with nothing pending is ended as hung: each stream gets a
+ * scheduler of its own request (one timer per stream, the runtime's rule, not ours). On Bun, heartbeats
+ * come before `Bun.serve()`'s default idle timeout.
+ */
+function withRuntimeDefaults<T>(options: WebSseOptions<T>): WebSseOptions<T> {
+  if (onWorkerd && options.scheduler === undefined) return { ...options, scheduler: new KeepaliveScheduler() };
+  if (onBun && options.keepalive === undefined) return { ...options, keepalive: BUN_KEEPALIVE };
+  return options;
 }
 
 function viewOf(request: Request): RouteRequest {

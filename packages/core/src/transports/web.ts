@@ -96,8 +96,9 @@ export class WebTransport implements Transport {
     if (this.#gone) return;
     this.#gone = true;
     try {
-      // Discards what the client has not read.
-      this.#controller.error(new Error('the stream was aborted'));
+      // Discards what the client has not read, and makes the runtime drop the connection (an error
+      // that a runtime takes for "the client went away" makes @hono/node-server keep it open).
+      this.#controller.error(new Error('the client did not read'));
     } catch {
       // Already closed.
     }
