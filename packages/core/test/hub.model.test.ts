@@ -25,7 +25,7 @@ import {
 } from '@ssekit/core';
 import { EventStreamParser, type ParsedStream } from '@ssekit/core/testing';
 import { afterEach, describe, expect, test } from 'vitest';
-import { type HubModelSummary, KNOWN_HUB_BUGS, modelRuns, runHubModel } from './hub.model.js';
+import { type HubModelSummary, modelRuns, runHubModel } from './hub.model.js';
 
 const runs = modelRuns(30);
 // Generous: each run is a real server and real sockets, and the stress run multiplies the runs.
@@ -59,7 +59,6 @@ describe('hub model (in-memory backplane)', () => {
       historySize: 4,
       ttl: 1000,
       runs,
-      exclude: [...KNOWN_HUB_BUGS],
     });
     report('history 4, ttl', summary);
     expect(summary.commands.timePasses).toBeGreaterThan(0);

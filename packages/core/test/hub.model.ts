@@ -96,11 +96,28 @@ export interface HubModelOptions {
   settleTimeout?: number;
   /** Gap event name the hub is created with. Default `'ssekit-gap'`. */
   gapEvent?: string;
-  /** Command kinds to leave out. Default {@link KNOWN_HUB_BUGS}. */
+  /** Command kinds to leave out (those a backplane cannot support). Default none. */
   exclude?: readonly CommandKind[];
   /** fast-check seed (default: `SSEKIT_MODEL_SEED`, else random). */
   seed?: number;
+  /**
+   * Serves the model's streams through an adapter instead of `createEventStream()` + `hub.subscribe()`
+   * on `node:http`: see {@link ModelServe}. Every adapter's tests run the model this way.
+   */
+  serve?: ModelServe;
 }
+
+/**
+ * Serves `hub` through an adapter's route: a request `GET <url>?conn=KEY&topics=a,b` (with the client's
+ * `Last-Event-ID` header or `lastEventId` query) opens a stream subscribed to those topics, and
+ * `opened(KEY, stream)` is called once it is live. Faults go to `report`. Resolves to the URL (path
+ * included) and a way to close the server.
+ */
+export type ModelServe = (
+  hub: Hub,
+  opened: (key: string, stream: EventStream) => void,
+  report: (error: unknown) => void,
+) => Promise<{ url: string; close(): Promise<void> }>;
 
 const COMMAND_KINDS = [
   'publish',
@@ -119,14 +136,6 @@ const COMMAND_KINDS = [
 
 /** The kinds of command the model generates. */
 export type CommandKind = (typeof COMMAND_KINDS)[number];
-
-/**
- * Command kinds that trip known hub bugs (reproduced by `test.fails` tests in hub.model.test.ts), left
- * out by default so that every backplane's model run stays green meanwhile. Empty it when they are fixed.
- * - `connectDuringPublishes`: a new stream can receive an event its id-only frame already counted;
- * - `rejoin`: a stream that left the hub and subscribes again is replayed its request's history again.
- */
-export const KNOWN_HUB_BUGS: readonly CommandKind[] = [];
 
 /** What the runs exercised, so that a caller can show that the model was not passed vacuously. */
 export interface HubModelSummary {
@@ -217,6 +226,7 @@ interface Config {
   settleTimeout: number;
   gapEvent: string;
   exclude: ReadonlySet<CommandKind>;
+  serve: ModelServe | undefined;
 }
 
 function resolveConfig(options: HubModelOptions): Config {
@@ -235,7 +245,8 @@ function resolveConfig(options: HubModelOptions): Config {
     topics: options.topics ?? ['a', 'b', 'c'],
     settleTimeout: options.settleTimeout ?? 3000,
     gapEvent: options.gapEvent ?? 'ssekit-gap',
-    exclude: new Set(options.exclude ?? KNOWN_HUB_BUGS),
+    exclude: new Set(options.exclude ?? []),
+    serve: options.serve,
   };
 }
 
@@ -441,28 +452,18 @@ async function startRun(config: Config): Promise<Run> {
   });
   const streams = new Map<string, EventStream>();
   const subscribed = new Map<string, Promise<void>>();
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    const key = url.searchParams.get('conn') ?? '';
-    const topics = (url.searchParams.get('topics') ?? '').split(',');
-    try {
-      const stream = createEventStream(req, res, { keepalive: false });
+  const served = await (config.serve ?? serveNodeHttp)(
+    hub,
+    (key, stream) => {
       streams.set(key, stream);
       stream.onClose(() => streams.delete(key));
-      const done = hub.subscribe(stream, topics);
-      done.catch((error) => errors.push(error));
-      subscribed.set(key, done);
-    } catch (error) {
-      errors.push(error);
-      res.statusCode = 500;
-      res.end();
-    }
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
+      subscribed.set(key, Promise.resolve());
+    },
+    (error) => errors.push(error),
+  );
   const real: Real = {
     hub,
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
+    url: served.url,
     streams,
     subscribed,
     wires: Array.from({ length: config.clients }, () => undefined),
@@ -492,14 +493,42 @@ async function startRun(config: Config): Promise<Run> {
         for (const wire of real.wires) wire?.destroy();
         await hub.close();
         await backplane?.close();
-        server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await served.close();
       } finally {
         if (config.ttl !== undefined) vi.useRealTimers();
       }
     },
   };
 }
+
+/** The default {@link ModelServe}: `node:http`, `createEventStream()` and `hub.subscribe()`, nothing else. */
+const serveNodeHttp: ModelServe = async (hub, opened, report) => {
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const key = url.searchParams.get('conn') ?? '';
+    const topics = (url.searchParams.get('topics') ?? '').split(',');
+    try {
+      const stream = createEventStream(req, res, { keepalive: false });
+      hub.subscribe(stream, topics).then(
+        () => opened(key, stream),
+        (error) => report(error),
+      );
+    } catch (error) {
+      report(error);
+      res.statusCode = 500;
+      res.end();
+    }
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
+    close() {
+      server.closeAllConnections();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+};
 
 /** Opens a connection for `client`; resolves once the server's `hub.subscribe()` resolved. */
 async function open(
