@@ -160,7 +160,7 @@ for (const variant of variants) {
 }
 let redis;
 if (workloadNames.includes('redis')) {
-  log('redis · cross-instance hub (issue 5)');
+  log('redis · cross-instance hub');
   redis = await redisWorkload({ quick, log, profDir: config.profDir });
 }
 

@@ -29,7 +29,7 @@ const CONCURRENCY = size(10, 5);
 /** Plain requests to the health route, to compare the server's cost per refusal with. */
 const CONTROL = 500;
 const RETRY_AFTER = 7;
-/** Every health answer must come within this (issue 8.5). */
+/** Every health answer must come within this. */
 const HEALTH_BUDGET_MS = 100;
 const PROBE_INTERVAL_MS = 10;
 

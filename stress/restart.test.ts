@@ -1,5 +1,5 @@
 /**
- * Rolling restart with no loss (issue 8, item 4). Two instances of the multi-instance example
+ * Rolling restart with no loss. Two instances of the multi-instance example
  * (`examples/multi-instance/server.js`: Express, a hub on the Redis backplane, SIGTERM → `hub.close({
  * retry })` → exit) behind the example's nginx (round-robin, `proxy_buffering off`). A publisher on the
  * same Redis stream (this process's own hub) sends 100 events/s with sequential data; N real

@@ -1,5 +1,5 @@
 /**
- * The Redis part of the benchmark (issue 5): publish→receive latency p50/p99 at 1,000 events/s and
+ * The Redis part of the benchmark: publish→receive latency p50/p99 at 1,000 events/s and
  * burst throughput, cross-instance (published on instance A, delivered by instance B through one
  * Redis stream) against the in-memory hub (one instance publishing to its own clients), same run.
  * Targets: p99 ≤ 5 ms; throughput ≥ 0.8× the in-memory hub.

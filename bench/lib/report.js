@@ -1,5 +1,5 @@
 /**
- * Turns the raw figures into ratios against the ceiling (same run), checks the targets of issue 6,
+ * Turns the raw figures into ratios against the ceiling (same run), checks the benchmark's targets,
  * and renders the markdown table and the SVG chart.
  */
 import { fmt } from './driver.js';
@@ -10,7 +10,7 @@ const NAIVE = 'naive';
 const ratio = (value, reference) =>
   Number.isFinite(value) && Number.isFinite(reference) && reference > 0 ? value / reference : Number.NaN;
 
-/** Figures per variant with their ratios, delivery per workload, and the targets of issue 6. */
+/** Figures per variant with their ratios, delivery per workload, and the benchmark's targets. */
 export function summarize(report) {
   const { results } = report;
   const c = results[CEILING] ?? {};
@@ -208,7 +208,7 @@ export function renderMarkdown(report) {
     lines.push(...renderRedis(report.redis), '');
   }
   if (s.targets.length > 0) {
-    lines.push('### Targets of issue 6 (ssekit variants)');
+    lines.push('### Targets (ssekit variants)');
     lines.push('');
     lines.push('| variant | target | measured | met |', '| --- | --- | --: | :-: |');
     for (const t of s.targets) {
@@ -227,8 +227,8 @@ export function renderMarkdown(report) {
 }
 
 function renderRedis(redis) {
-  if (redis.skipped) return ['### Redis backplane (issue 5)', '', `Skipped: ${redis.skipped}`];
-  const lines = ['### Redis backplane (issue 5): cross-instance vs in-memory hub', ''];
+  if (redis.skipped) return ['### Redis backplane', '', `Skipped: ${redis.skipped}`];
+  const lines = ['### Redis backplane: cross-instance vs in-memory hub', ''];
   lines.push('| hub | publish→receive p50 ms | p99 ms | events/s (burst) |', '| --- | --: | --: | --: |');
   for (const row of redis.rows) {
     lines.push(
@@ -236,7 +236,7 @@ function renderRedis(redis) {
     );
   }
   for (const note of redis.notes ?? []) lines.push('', note);
-  lines.push('', '| target (issue 5) | measured | met |', '| --- | --: | :-: |');
+  lines.push('', '| target | measured | met |', '| --- | --: | :-: |');
   for (const t of redis.targets) {
     const shown = t.name.startsWith('throughput') ? `${fmt(t.value, 2)}×` : `${fmt(t.value, 2)} ms`;
     lines.push(`| ${t.name} | ${shown} | ${Number.isFinite(t.value) ? (t.pass ? 'yes' : '**no**') : '–'} |`);

@@ -1,4 +1,4 @@
-/** The server variants, in the order of issue 6. `ceiling` is the one every ratio is taken against. */
+/** The server variants, in the order of the report. `ceiling` is the one every ratio is taken against. */
 export const VARIANTS = [
   { id: 'naive', file: 'naive.js', label: 'naive node:http' },
   { id: 'ceiling', file: 'ceiling.js', label: 'hand-coalesced node:http (ceiling)' },

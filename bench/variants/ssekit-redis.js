@@ -1,5 +1,5 @@
 /**
- * ssekit core on node:http with the Redis backplane (issue 5): like ssekit-core.js, but the hub's
+ * ssekit core on node:http with the Redis backplane: like ssekit-core.js, but the hub's
  * ids, history and delivery go through a Redis stream (BENCH_REDIS_URL, BENCH_REDIS_STREAM), so an
  * event published in one such process reaches the clients of another.
  */

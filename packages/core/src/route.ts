@@ -174,7 +174,6 @@ export class Route<Req = unknown> {
   readonly #faultRetry: number;
   readonly #handler: RouteSetup<Req>['handler'];
   readonly #report: (error: unknown, req: Req) => void;
-  readonly #requests = new WeakMap<EventStream, Req>();
 
   /** @throws {SseError} `ERR_SSE_INVALID_OPTION` for an unknown name, a wrong type or a bad value. */
   // biome-ignore lint/suspicious/noExplicitAny: the item type is the caller's; the route only passes items on.
@@ -274,11 +273,9 @@ export class Route<Req = unknown> {
       ...join,
       ...(hubGroup !== undefined && hubGroup !== own ? [hubGroup] : []),
     ];
-    this.#options = {
-      ...streamOptions,
-      group: own,
-      onError: (error, stream) => this.#reportFor(error, stream),
-    };
+    // Streams keep these options for their life: no reference back to the route (a route made per
+    // request, as `reply.sse()` and fetch handlers do, is then not kept alive by its stream).
+    this.#options = { ...streamOptions, group: own, onError: reportStreamError };
   }
 
   /** True when this route subscribes to a hub. */
@@ -291,16 +288,36 @@ export class Route<Req = unknown> {
    * source or handler. Never rejects.
    */
   async handle(req: Req, http: RouteRequest, connect: Connect): Promise<RouteOutcome> {
+    return this.#run(req, http, connect, true);
+  }
+
+  /**
+   * The whole route, answered synchronously when it can be: at once unless `topics` answers a
+   * promise, and then once the stream is subscribed (for `reply.sse()`, which hands back the stream).
+   * Never throws or rejects.
+   */
+  run(req: Req, http: RouteRequest, connect: Connect): RouteOutcome | Promise<RouteOutcome> {
+    return this.#run(req, http, connect, false);
+  }
+
+  #run(req: Req, http: RouteRequest, connect: Connect, subscribed: boolean): RouteOutcome | Promise<RouteOutcome> {
     try {
       const accepted = this.accept(http);
       if (accepted !== undefined) return accepted;
-      let topics: TopicsResult | undefined;
+      let topics: ReturnType<Route<Req>['topicsFor']>;
       try {
-        topics = await this.topicsFor(req);
+        topics = this.topicsFor(req);
       } catch (error) {
         return this.decline(error, req, http, connect);
       }
-      return await this.open(req, http, connect, topics).ready;
+      if (typeof (topics as PromiseLike<TopicsResult> | undefined)?.then === 'function') {
+        return Promise.resolve(topics).then(
+          (resolved) => this.open(req, http, connect, resolved).ready,
+          (error: unknown) => this.decline(error, req, http, connect),
+        );
+      }
+      const opened = this.open(req, http, connect, topics as TopicsResult | undefined);
+      return subscribed ? opened.ready : opened.outcome;
     } catch (error) {
       return this.decline(error, req, http, connect);
     }
@@ -356,7 +373,7 @@ export class Route<Req = unknown> {
       return settled(this.decline(error, req, http, connect));
     }
     for (const group of this.#join) group.add(stream);
-    this.#requests.set(stream, req);
+    contexts.set(stream, { report: this.#report as (error: unknown, req: unknown) => void, req });
     const outcome: RouteOutcome = { kind: 'open', stream };
     return { outcome, ready: this.#start(req, stream, list).then(() => outcome) };
   }
@@ -461,11 +478,20 @@ export class Route<Req = unknown> {
   #jitteredRetry(): number {
     return Math.round(this.#faultRetry * (0.5 + 0.5 * Math.random()));
   }
+}
 
-  #reportFor(error: unknown, stream: EventStream): void {
-    const req = this.#requests.get(stream);
-    this.#report(error, req as Req);
-  }
+/** Who reports a stream's errors, and for which request. */
+interface StreamContext {
+  readonly report: (error: unknown, req: unknown) => void;
+  readonly req: unknown;
+}
+
+const contexts = new WeakMap<EventStream, StreamContext>();
+
+function reportStreamError(error: unknown, stream: EventStream): void {
+  const context = contexts.get(stream);
+  if (context === undefined) defaultReport(error);
+  else context.report(error, context.req);
 }
 
 function settled(outcome: RouteOutcome): { outcome: RouteOutcome; ready: Promise<RouteOutcome> } {

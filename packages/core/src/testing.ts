@@ -57,13 +57,13 @@ export class EventStreamParser {
         if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
       }
     } else {
-      // Fix: the UTF-8 decoder already drops one leading BOM (WHATWG "UTF-8 decode"); stripping here
-      // too dropped a second one, which is content (WPT eventsource/format-bom).
+      // The UTF-8 decoder already drops one leading BOM (WHATWG "UTF-8 decode"); a second one is
+      // content (WPT eventsource/format-bom), so nothing more is stripped here.
       text = this.#decoder.decode(chunk, { stream: true });
       this.#first = false;
     }
-    // Fix: an empty chunk (or half a character) must not forget a CR that ended the previous chunk,
-    // else the LF of a CRLF cut around it became a blank line and dispatched early.
+    // An empty chunk (or half a character) must not forget a CR that ended the previous chunk, else
+    // the LF of a CRLF cut around it would read as a blank line and dispatch early.
     if (text.length === 0) return;
     // A CR at the end of the previous chunk already ended a line; a LF right after it is part of it.
     if (this.#pendingCR && text.startsWith('\n')) text = text.slice(1);
@@ -174,8 +174,8 @@ export async function collectEvents(
   const headers: Record<string, string> = { accept: 'text/event-stream', ...options.headers };
   if (options.lastEventId !== undefined) headers['last-event-id'] = options.lastEventId;
   const path = options.path ?? '/';
-  // Fix: the timeout also covers waiting for the response head; a server that never answered made
-  // collectEvents hang instead of rejecting.
+  // The timeout also covers waiting for the response head: a server that never answers makes
+  // collectEvents reject, not hang.
   const deadline = Date.now() + (options.timeout ?? 5000);
   if (typeof (target as Injectable).inject === 'function') {
     const res = await beforeDeadline(
@@ -305,7 +305,7 @@ function read(
 export function sseParser(
   options: { count?: number } = {},
 ): (res: unknown, callback: (error: Error | null, body: ParsedEvent[]) => void) => void {
-  // Fix: typed `res: unknown` so that `.parse(sseParser())` type-checks against superagent's own
+  // Typed `res: unknown` so that `.parse(sseParser())` type-checks against superagent's own
   // `Response` type; at run time superagent passes the node:http IncomingMessage.
   return (response, callback) => {
     const res = response as IncomingMessage;

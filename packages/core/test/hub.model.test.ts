@@ -1,5 +1,5 @@
 /**
- * The hub against its model (issue 8, item 3), on the in-memory backplane. The runner lives in
+ * The hub against its model, on the in-memory backplane. The runner lives in
  * hub.model.ts so that @ssekit/redis can run the same model on its backplane. `SSEKIT_MODEL_RUNS`
  * raises the run count (the stress run); a failure prints the seed (`SSEKIT_MODEL_SEED` regenerates
  * the same command lists) and the shrunk command list with the model's log.
@@ -222,11 +222,10 @@ async function read(url: string, headers: Record<string, string> = {}): Promise<
 }
 
 describe('found by the model', () => {
-  // BUG (hub.ts, subscribe without a last event id): the id-only frame is the backplane's position,
+  // Guards against (hub.ts, subscribe without a last event id): the id-only frame is the backplane's position,
   // which already counts messages delivered this turn but not yet flushed; the flush then writes
   // them to the new stream too. So a client is told "you are at X" and then receives X (or older).
   // Happens whenever a publish (e.g. from a timer) and a new connection fall in the same turn.
-  // Fix: call flushQueued() before reading the position in the fresh path, as the resume path does.
   test('a new stream receives no event its id-only frame already counted', async () => {
     const hub = createHub();
     const { url } = await serve(hub, (stream) => {
@@ -243,11 +242,9 @@ describe('found by the model', () => {
     expect(client.result.events.map((e) => e.data)).toEqual(['after']);
   });
 
-  // BUG (hub.ts, subscribe): a stream that left the hub (unsubscribe of all its topics — e.g. an app
+  // Guards against (hub.ts, subscribe): a stream that left the hub (unsubscribe of all its topics — e.g. an app
   // moving it to another room) is treated as new when subscribed again, so the hub resumes from the
   // request's Last-Event-ID once more and replays what the stream already received: duplicates.
-  // Fix: use `stream.lastEventId` only on a stream's first subscription (remember subscribed streams
-  // in a WeakSet), or clear it once consumed.
   test('moving a resumed stream to other topics replays nothing it already received', async () => {
     const hub = createHub();
     const origin = await hub.publish('a', 'seen before the reconnect');
@@ -265,10 +262,9 @@ describe('found by the model', () => {
     expect(hub.stats().replays).toBe(1);
   });
 
-  // BUG (backplane.ts/history.ts): for an id the hub never issued, MemoryBackplane.replay() reads
+  // Guards against (backplane.ts/history.ts): for an id the hub never issued, MemoryBackplane.replay() reads
   // `history.oldest()` without expiring aged-out messages first (only push() and after() expire), so
   // the gap event names a message history no longer holds as the oldest one held.
-  // Fix: expire in History.oldest() (or have replay() expire before it answers).
   test('the gap event never names an aged-out message as the oldest held', async () => {
     const hub = createHub({ history: { size: 5, ttl: 30 } });
     await hub.publish('a', 'ages out');

@@ -1,5 +1,5 @@
 /**
- * The hub, model-checked over the wire (issue 8, item 3). This is a reusable runner, not a test file:
+ * The hub, model-checked over the wire. This is a reusable runner, not a test file:
  * `hub.model.test.ts` runs it on the in-memory backplane, and `@ssekit/redis`'s tests run the very same
  * model on the Redis backplane:
  *

@@ -348,6 +348,28 @@ describe('resume', () => {
 });
 
 describe('errors', () => {
+  test('createHub() rejects an unknown option, naming the closest known one', () => {
+    expect(() => createHub({ hisotry: { size: 5 } } as never)).toThrow(
+      "createHub(): unknown option 'hisotry' — did you mean 'history'?",
+    );
+    expect(() => createHub({ history: { sise: 5 } } as never)).toThrow(/unknown option 'sise' — did you mean 'size'/);
+    expect(() => createHub({ gapEvent: 'a\nb' })).toThrow(expect.objectContaining({ code: 'ERR_SSE_INVALID_FIELD' }));
+  });
+
+  test('publish(bytes) puts the same data on the wire as send(bytes): its UTF-8 text', async () => {
+    const { hub, url, streams } = await serve();
+    const client = connect(`${url}/?topics=a`);
+    await client.opened;
+    await until(() => hub.stats().streams === 1);
+    const bytes = new TextEncoder().encode('héllo\nwörld');
+    await hub.publish('a', bytes);
+    [...streams][0]?.send(bytes);
+    const [published, sent] = await client.waitFor(2);
+    expect(published?.data).toBe('héllo\nwörld');
+    expect(sent?.data).toBe(published?.data);
+    client.close();
+  });
+
   test('bad topics, event names, ids and data are rejected with SseError codes', async () => {
     const hub = createHub();
     await expect(hub.publish('', 'x')).rejects.toMatchObject({ code: 'ERR_SSE_INVALID_TOPIC' });

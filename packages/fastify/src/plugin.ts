@@ -16,7 +16,7 @@ import fastifyAccepts from '@fastify/accepts';
 import {
   type CloseOptions,
   connectNode,
-  type EventStream,
+  EventStream,
   isSource,
   nodeRequestView,
   Route,
@@ -97,7 +97,7 @@ export const plugin: FastifyPluginAsync<SsekitFastifyOptions> = async (fastify, 
       without: ['maxConnections', 'retryAfter'],
       groups: [group],
       sourceValue: true,
-      report: (err, req) => (req ?? request).log.error({ err }, 'ssekit: stream error'),
+      report: logError,
     });
     const req = request.raw as SseRequest;
     const res = this.raw as SseResponse;
@@ -110,22 +110,8 @@ export const plugin: FastifyPluginAsync<SsekitFastifyOptions> = async (fastify, 
       return transport;
     };
 
-    const refused = route.accept(http);
-    if (refused !== undefined) return answer(refused);
-    let topics: ReturnType<typeof route.topicsFor>;
-    try {
-      topics = route.topicsFor(request);
-    } catch (error) {
-      return answer(route.decline(error, request, http, connect));
-    }
-    if (isPromiseLike(topics)) {
-      return Promise.resolve(topics).then(
-        // Resolves once the stream is subscribed: a handler that awaits it can send right away.
-        (resolved) => route.open(request, http, connect, resolved).ready.then((outcome) => answerLater(this, outcome)),
-        (error: unknown) => answerLater(this, route.decline(error, request, http, connect)),
-      );
-    }
-    return answer(route.open(request, http, connect, topics).outcome);
+    const outcome = route.run(request, http, connect);
+    return outcome instanceof Promise ? outcome.then((later) => answerLater(this, later)) : answer(outcome);
   }
   fastify.decorateReply('sse', sse as FastifyReply['sse']);
 
@@ -135,6 +121,10 @@ export const plugin: FastifyPluginAsync<SsekitFastifyOptions> = async (fastify, 
   fastify.addHook('preClose', closeStreams);
   fastify.addHook('onClose', closeStreams);
 };
+
+function logError(err: unknown, request: FastifyRequest): void {
+  request.log.error({ err }, 'ssekit: stream error');
+}
 
 /** A synchronous answer: the stream, or the refusal thrown for Fastify's error handler. */
 function answer(outcome: RouteOutcome): EventStream {
@@ -159,21 +149,13 @@ function answerLater(reply: FastifyReply, outcome: RouteOutcome): EventStream | 
 function quietSend(reply: FastifyReply): void {
   const send = reply.send;
   reply.send = function sendAfterSse(this: FastifyReply, payload?: unknown): FastifyReply {
-    if (payload === undefined || payload === this || isEventStream(payload)) return this;
+    if (payload === undefined || payload === this || payload instanceof EventStream) return this;
     if (payload instanceof Error) {
       this.log.error({ err: payload }, 'ssekit: the handler failed after reply.sse()');
       return this;
     }
     return send.call(this, payload);
   };
-}
-
-function isEventStream(value: unknown): value is EventStream {
-  return typeof value === 'object' && value !== null && typeof (value as EventStream).deliver === 'function';
-}
-
-function isPromiseLike<T>(value: unknown): value is PromiseLike<T> {
-  return typeof (value as PromiseLike<T> | null)?.then === 'function';
 }
 
 // Content-Length would cut the stream short; connection-specific headers are forbidden on HTTP/2.

@@ -486,6 +486,8 @@ describe('limits', () => {
 
     const first = await open(`${base}/events`);
     await first.waitForEvents(1);
+    // The plugin's group, like Express's middleware.group.
+    expect(app.ssekit.group.size).toBe(1);
     const refused = await fetch(`${base}/events`, { headers: { accept: 'text/event-stream' } });
     expect(refused.status).toBe(503);
     expect(refused.headers.get('retry-after')).toBe('7');
