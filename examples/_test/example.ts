@@ -64,3 +64,30 @@ export function startExample(
     });
   });
 }
+
+/**
+ * Reads `url` as a stream until a first event arrives, sends SIGTERM to `child`, then reads to the
+ * end: resolves with everything the stream carried and the process's exit code.
+ */
+export async function readThroughSigterm(
+  url: string,
+  child: ChildProcess,
+): Promise<{ text: string; code: number | null }> {
+  const res = await fetch(url, { headers: { accept: 'text/event-stream' } });
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  while (!text.includes('data: ')) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value, { stream: true });
+  }
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value, { stream: true });
+  }
+  return { text, code: await exited };
+}

@@ -1,12 +1,11 @@
 // Starts the example exactly as the README does (node examples/express-prices/server.js, built
 // packages imported by name) and checks it over the wire: the page, the JSON snapshot, the stream.
 import type { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { EventSource } from 'eventsource';
 import { afterEach, beforeAll, expect, test } from 'vitest';
 import { ensureBuilt } from '../../../scripts/ensure-built.js';
-import { type ExampleServer, startExample } from '../../_test/example.js';
+import { type ExampleServer, readThroughSigterm, startExample } from '../../_test/example.js';
 
 beforeAll(() => {
   ensureBuilt(['core', 'express']);
@@ -93,25 +92,7 @@ test('a reconnect with Last-Event-ID gets exactly the ticks missed', async () =>
 
 test('SIGTERM ends every stream with a retry hint and the process exits 0', async () => {
   const { url, child } = await start();
-  const controller = new AbortController();
-  const res = await fetch(`${url}/prices`, { headers: { accept: 'text/event-stream' }, signal: controller.signal });
-  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
-  const decoder = new TextDecoder();
-  let text = '';
-  // Wait for a first tick, then ask the server to stop.
-  while (!text.includes('data: ')) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += decoder.decode(value, { stream: true });
-  }
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += decoder.decode(value, { stream: true });
-  }
+  const { text, code } = await readThroughSigterm(`${url}/prices`, child);
   expect(text.endsWith('retry: 1000\n\n')).toBe(true);
-  const [code] = await exited;
   expect(code).toBe(0);
 });

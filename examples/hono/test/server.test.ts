@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, expect, test } from 'vitest';
 import { ensureBuilt } from '../../../scripts/ensure-built.js';
-import { type ExampleServer, startExample } from '../../_test/example.js';
+import { type ExampleServer, readThroughSigterm, startExample } from '../../_test/example.js';
 
 beforeAll(() => {
   ensureBuilt(['core', 'web']);
@@ -68,25 +68,8 @@ test('GET /events: ticks with ids in order; a reconnect with Last-Event-ID gets 
 
 test('SIGTERM ends every stream with a retry hint and the process exits 0', async () => {
   const { base, process: child } = await start();
-  const controller = new AbortController();
-  const res = await fetch(`${base}/events`, { headers: { accept: 'text/event-stream' }, signal: controller.signal });
-  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
-  const decoder = new TextDecoder();
-  let text = '';
-  while (!text.includes('data: ')) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += decoder.decode(value, { stream: true });
-  }
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += decoder.decode(value, { stream: true });
-  }
+  const { text, code } = await readThroughSigterm(`${base}/events`, child);
   expect(text.endsWith('retry: 1000\n\n')).toBe(true);
-  const [code] = await exited;
   expect(code).toBe(0);
 });
 
