@@ -133,6 +133,11 @@ export interface RouteSetup<Req> {
   handler?: (stream: EventStream, req: Req) => void | PromiseLike<void>;
   /** The default reporter (a framework logger). Default `console.error`. */
   report?: (error: unknown, req: Req) => void;
+  /**
+   * Told of the work that runs for an open stream (its piped source, its handler), which settles
+   * once that work is done: workerd's `ctx.waitUntil()` keeps the request's timers alive until then.
+   */
+  track?: (work: Promise<unknown>) => void;
 }
 
 /** What the route decided for one request. */
@@ -173,6 +178,7 @@ export class Route<Req = unknown> {
   readonly #join: readonly StreamGroup[];
   readonly #faultRetry: number;
   readonly #handler: RouteSetup<Req>['handler'];
+  readonly #track: RouteSetup<Req>['track'];
   readonly #report: (error: unknown, req: Req) => void;
 
   /** @throws {SseError} `ERR_SSE_INVALID_OPTION` for an unknown name, a wrong type or a bad value. */
@@ -253,6 +259,7 @@ export class Route<Req = unknown> {
     this.#passNotAcceptable = setup.passNotAcceptable ?? false;
     this.#faultRetry = faultRetry ?? DEFAULT_FAULT_RETRY;
     this.#handler = setup.handler;
+    this.#track = setup.track;
     const fallback = setup.report ?? defaultReport;
     this.#report = onError === undefined ? fallback : guard(onError);
 
@@ -437,18 +444,20 @@ export class Route<Req = unknown> {
         return;
       }
       // pipe() never rejects: a failing source ends this stream and reaches onError.
-      void stream.pipe(source, this.#pipe);
+      const piped = stream.pipe(source, this.#pipe);
+      this.#track?.(piped);
     }
     const handler = this.#handler;
     if (handler !== undefined) {
       // Not awaited: a handler may stream for as long as the client stays, and the response must be
       // handed to the runtime before then.
-      Promise.resolve()
+      const ran = Promise.resolve()
         .then(() => handler(stream, req))
         .catch((error: unknown) => {
           this.#report(error, req);
           stream.close();
         });
+      this.#track?.(ran.then(() => stream.closed));
     }
   }
 

@@ -9,6 +9,7 @@ export type Chunk = string | Uint8Array;
 interface NodeLikeGlobals {
   setImmediate?: (callback: () => void) => unknown;
   Buffer?: { from(text: string): Uint8Array };
+  navigator?: { userAgent?: string };
 }
 
 const platform = globalThis as unknown as NodeLikeGlobals;
@@ -16,13 +17,20 @@ const setImmediateFn = platform.setImmediate;
 const NodeBuffer = platform.Buffer;
 const encoder = new TextEncoder();
 let immediate = typeof setImmediateFn === 'function';
+// On workerd a timer belongs to the request that set it and is dropped once that request has answered
+// (a publish from a request that answers at once): only a microtask is sure to run.
+const microtaskOnly = platform.navigator?.userAgent === 'Cloudflare-Workers';
 
 /**
  * Runs `callback` once the current turn's I/O callbacks are done: `setImmediate` where it exists (it
  * runs after the turn's socket reads, so everything a turn sends leaves in one write), else a
- * zero-delay timer.
+ * zero-delay timer; on workerd, a microtask.
  */
 export function defer(callback: () => void): void {
+  if (microtaskOnly) {
+    queueMicrotask(callback);
+    return;
+  }
   if (immediate) {
     try {
       (setImmediateFn as (callback: () => void) => unknown)(callback);

@@ -610,6 +610,7 @@ describe('options', () => {
     ['a fractional retry', { retry: 1.5 }],
     ['a status below 200', { status: 101 }],
     ['a status past 999', { status: 1000 }],
+    ['an unknown option name (keepAlive for keepalive)', { keepAlive: 5 } as EventStreamOptions],
   ];
   for (const [what, options] of bad) {
     test(`${what} → ERR_SSE_INVALID_OPTION, nothing written, the handler can answer 500`, async () => {

@@ -1,5 +1,5 @@
 /**
- * The hub model (issue 8, item 3) on the Redis backplane: the very runner the in-memory hub passes
+ * The hub model on the Redis backplane: the very runner the in-memory hub passes
  * (`packages/core/test/hub.model.ts`), with a hub whose ids, history and delivery all come from a Redis
  * stream. Every run gets a fresh stream key; `SSEKIT_MODEL_RUNS` raises the run count.
  *

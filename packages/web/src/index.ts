@@ -19,7 +19,7 @@ import {
   Route,
   type RouteOptions,
   type RouteRequest,
-  type SseError,
+  SseError,
   WebTransport,
 } from '@ssekit/core';
 import Negotiator from 'negotiator';
@@ -37,7 +37,14 @@ export type {
 export { isSseError, SseError } from '@ssekit/core';
 
 /** Options of {@link sse}: the same names as the Express middleware's; `source` may be the source itself. */
-export type WebSseOptions<T = unknown> = RouteOptions<Request, T>;
+export interface WebSseOptions<T = unknown> extends RouteOptions<Request, T> {
+  /**
+   * Cloudflare Workers: pass `ctx.waitUntil.bind(ctx)`. A request's timers are dropped once the client
+   * has left, so a piped source waiting on one would never resume to run its `finally`; with this, the
+   * request is kept alive until the source (or handler) is done.
+   */
+  waitUntil?: (promise: Promise<unknown>) => void;
+}
 
 /** Runs on the open stream: send, pipe, close, and `stream.signal` / `onClose` for the client leaving. */
 export type WebSseHandler = (stream: EventStream, request: Request) => void | PromiseLike<void>;
@@ -55,13 +62,24 @@ export async function sse<T = unknown>(
   init?: WebSseOptions<T> | WebSseHandler,
   handler?: WebSseHandler,
 ): Promise<Response> {
-  const given = typeof init === 'function' ? {} : (init ?? {});
+  const { waitUntil, ...given } = typeof init === 'function' ? ({} as WebSseOptions<T>) : (init ?? {});
   const run = typeof init === 'function' ? init : handler;
-  const options = withRuntimeDefaults(given);
-  const route = new Route<Request>(options, { where: 'sse()', sourceValue: true, handler: run });
+  if (waitUntil !== undefined && typeof waitUntil !== 'function') {
+    throw new SseError('ERR_SSE_INVALID_OPTION', 'sse(): waitUntil must be a function (ctx.waitUntil.bind(ctx))');
+  }
+  const route = new Route<Request>(withRuntimeDefaults(given), {
+    where: 'sse()',
+    // A route made per request would count its own streams only: limits need a group made once.
+    without: ['maxConnections', 'retryAfter'],
+    sourceValue: true,
+    handler: run,
+    track: waitUntil,
+  });
   let transport: WebTransport | undefined;
   const outcome = await route.handle(request, viewOf(request), () => {
-    transport = new WebTransport(request.signal);
+    // Deno warns on every request whose signal is listened to (its signal also aborts after a
+    // successful response); there the body's cancel() says the client left, as promptly.
+    transport = new WebTransport(onDeno ? undefined : request.signal);
     return transport;
   });
   if (outcome.kind === 'refused') return refusal(outcome.error);
@@ -88,9 +106,10 @@ export function refuse(): Response {
   return new Response(null, { status: 204 });
 }
 
-const platform = globalThis as { Bun?: unknown; navigator?: { userAgent?: string } };
+const platform = globalThis as { Bun?: unknown; Deno?: unknown; navigator?: { userAgent?: string } };
 const onWorkerd = platform.navigator?.userAgent === 'Cloudflare-Workers';
 const onBun = platform.Bun !== undefined;
+const onDeno = platform.Deno !== undefined;
 // Bun.serve() closes a response idle for its idleTimeout (10 s by default): heartbeats come sooner.
 const BUN_KEEPALIVE = 8000;
 
@@ -100,7 +119,7 @@ const BUN_KEEPALIVE = 8000;
  * scheduler of its own request (one timer per stream, the runtime's rule, not ours). On Bun, heartbeats
  * come before `Bun.serve()`'s default idle timeout.
  */
-function withRuntimeDefaults<T>(options: WebSseOptions<T>): WebSseOptions<T> {
+function withRuntimeDefaults<T>(options: RouteOptions<Request, T>): RouteOptions<Request, T> {
   if (onWorkerd && options.scheduler === undefined) return { ...options, scheduler: new KeepaliveScheduler() };
   if (onBun && options.keepalive === undefined) return { ...options, keepalive: BUN_KEEPALIVE };
   return options;

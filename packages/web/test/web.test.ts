@@ -95,6 +95,15 @@ describe('sse(request, …) forms', () => {
     await until(() => cancelled === 1, 2000, 'the refused source to be cancelled');
   });
 
+  test('options a per-request call cannot honour are refused: maxConnections belongs on a group made once', async () => {
+    await expect(sse(new Request('http://x/events'), { maxConnections: 1 } as WebSseOptions)).rejects.toThrow(
+      /unknown option 'maxConnections'/,
+    );
+    await expect(sse(new Request('http://x/events'), { waitUntil: 'later' } as never)).rejects.toMatchObject({
+      code: 'ERR_SSE_INVALID_OPTION',
+    });
+  });
+
   test('the client leaving (request.signal or the body cancelled) frees the subscription within a second', async () => {
     const h = hub();
     const { url } = await serveWeb((request) => sse(request, { hub: h, topics: ['t'] }));

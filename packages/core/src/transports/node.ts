@@ -10,7 +10,7 @@ import type { Socket } from 'node:net';
 import { SseError } from '../errors.js';
 import { openStream } from '../handshake.js';
 import { lastEventIdOf } from '../last-event-id.js';
-import { type EventStreamOptions, validateStreamOptions } from '../options.js';
+import { checkOptionNames, type EventStreamOptions, STREAM_OPTION_NAMES, validateStreamOptions } from '../options.js';
 import type { RouteRequest } from '../route.js';
 import type { Chunk } from '../runtime.js';
 import type { EventStream } from '../stream.js';
@@ -184,6 +184,7 @@ export class NodeTransport implements Transport {
  * Nothing is written when it throws, so the caller can still answer.
  */
 export function createEventStream(req: SseRequest, res: SseResponse, options: EventStreamOptions = {}): EventStream {
+  checkOptionNames(options, STREAM_OPTION_NAMES, 'createEventStream()');
   validateStreamOptions(options);
   return openNodeStream(req, res, options);
 }
