@@ -25,6 +25,7 @@ export default defineConfig({
       'bench/test/**/*.test.ts',
       'stress/**/*.test.ts',
     ],
+    globalSetup: ['./scripts/test-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',

@@ -82,9 +82,11 @@ export class History<T extends { readonly topics: readonly string[] }> {
     if (this.#lost(seq, topics)) return undefined;
     const out: T[] = [];
     const first = Math.max(seq + 1, this.#headSeq);
+    // A Set when the client asked for many topics: the cost is then per message, not messages × topics.
+    const wanted = topics.length > 8 ? new Set(topics) : topics;
     for (let s = first; s <= upTo && s - this.#headSeq < this.#count; s++) {
       const slot = this.#ring[(this.#start + (s - this.#headSeq)) % this.#size] as Slot<T>;
-      if (matches(slot.value.topics, topics)) out.push(slot.value);
+      if (matches(slot.value.topics, wanted)) out.push(slot.value);
     }
     return out;
   }
@@ -136,7 +138,11 @@ export class History<T extends { readonly topics: readonly string[] }> {
   }
 }
 
-function matches(messageTopics: readonly string[], wanted: readonly string[]): boolean {
-  for (const topic of messageTopics) if (wanted.includes(topic)) return true;
+function matches(messageTopics: readonly string[], wanted: readonly string[] | ReadonlySet<string>): boolean {
+  if (Array.isArray(wanted)) {
+    for (const topic of messageTopics) if (wanted.includes(topic)) return true;
+    return false;
+  }
+  for (const topic of messageTopics) if ((wanted as ReadonlySet<string>).has(topic)) return true;
   return false;
 }
