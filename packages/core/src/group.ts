@@ -20,9 +20,11 @@ export interface GroupMember {
   unwatchClose(watcher: CloseWatcher): void;
 }
 
-/** Told when a watched stream closes (see {@link GroupMember.watchClose}). */
+/** Told when a watched stream closes (see {@link GroupMember.watchClose}), and when it can take writes again. */
 export interface CloseWatcher {
   memberClosed(member: GroupMember): void;
+  /** The member was not writable (its client behind, or held) and is again: a hub writes what it owes it. */
+  memberWritable?(member: GroupMember): void;
 }
 
 /** Options for closing one or many streams. */

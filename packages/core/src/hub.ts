@@ -19,7 +19,7 @@ import { assertValidEventName, assertValidId, encode, encodeData, type Serialize
 import { type CloseOptions, type CloseWatcher, StreamGroup, type StreamGroupOptions } from './group.js';
 import type { HistoryOptions } from './history.js';
 import { checkOptionNames, invalidOption } from './options.js';
-import { utf8 } from './runtime.js';
+import { type Chunk, utf8 } from './runtime.js';
 import type { Subscriber } from './stream.js';
 
 /** A message as a subscriber's `filter` sees it (data is the serialized text). */
@@ -37,6 +37,12 @@ export interface HubOptions extends StreamGroupOptions {
   serialize?: Serializer;
   /** Receives errors no caller can catch (a failed replay). Default `console.error`. */
   onError?: (error: unknown) => void;
+  /**
+   * What the hub's log may hold for subscribers that are behind, in bytes (string length for text).
+   * Past it, the subscribers furthest behind are cut first: they reconnect and resume from history,
+   * or get the gap event. Default 67108864 (64 MiB).
+   */
+  maxBufferedBytes?: number;
 }
 
 /** Options of {@link Hub.subscribe}. */
@@ -86,21 +92,47 @@ export interface HubStats {
   slowClosed: number;
   /** Connections refused by `maxConnections`. */
   refused: number;
+  /** Subscribers behind the log's head now (each is a position in the log, nothing more). */
+  behind: number;
+  /** Bytes the log holds now for subscribers that are behind. */
+  bufferedBytes: number;
+  /** Subscribers cut because the log passed `maxBufferedBytes`. */
+  cut: number;
 }
 
 interface Group {
   readonly topics: readonly string[];
+  readonly topicSet: ReadonlySet<string>;
   readonly filter: ((message: HubMessage) => boolean) | undefined;
   readonly streams: Set<Subscriber>;
   parts: string[];
+  bytes: number;
   lastMessage: number;
   key: string;
+  /** The last slice built for a subscriber behind: others of the group at the same position share it. */
+  slice: Slice | undefined;
+}
+
+/** Frames of the log from `from` (inclusive) to `to` (exclusive) that a group takes, as one chunk. */
+interface Slice {
+  readonly from: number;
+  readonly to: number;
+  readonly chunk: Chunk;
+  readonly events: number;
 }
 
 interface Subscription {
+  readonly stream: Subscriber;
   filter: ((message: HubMessage) => boolean) | undefined;
   group: Group;
+  /** While behind: the log position (sequence number) of the next message it may take. */
+  cursor: number;
+  behind: boolean;
 }
+
+/** Most one write to a subscriber that is behind carries: what it pins in flight. */
+const SLICE = 256 * 1024;
+const DEFAULT_MAX_BUFFERED = 64 * 1024 * 1024;
 
 /** Payload types per topic, for typed hubs. */
 export type TopicMap = Record<string, unknown>;
@@ -125,13 +157,36 @@ export class Hub<T extends object = TopicMap> {
   readonly #unlisten: () => void;
   #turn: BackplaneMessage[] = [];
   #scheduled = false;
-  #messageCount = 0;
   #closed = false;
   #filterKeys = 0;
-  readonly #stats = { published: 0, delivered: 0, frames: 0, bytes: 0, replays: 0, gaps: 0, dropped: 0, slowClosed: 0 };
+  // The log: messages with sequence numbers #logFirst, #logFirst + 1, …, #headSeq (in #log from
+  // #logStart on), kept while a subscriber behind may still take them, and their frames' sizes.
+  readonly #log: (BackplaneMessage | undefined)[] = [];
+  readonly #logSizes: number[] = [];
+  #logStart = 0;
+  #logFirst = 1;
+  #headSeq = 0;
+  #logBytes = 0;
+  readonly #behind = new Set<Subscription>();
+  readonly #maxBuffered: number;
+  readonly #stats = {
+    published: 0,
+    delivered: 0,
+    frames: 0,
+    bytes: 0,
+    replays: 0,
+    gaps: 0,
+    dropped: 0,
+    slowClosed: 0,
+    cut: 0,
+  };
 
-  // Told when a subscribed stream closes: one object for the hub, no closure per stream.
-  readonly #watcher: CloseWatcher = { memberClosed: (member) => this.#detach(member as Subscriber) };
+  // Told when a subscribed stream closes or can take writes again: one object for the hub, no closure
+  // per stream.
+  readonly #watcher: CloseWatcher = {
+    memberClosed: (member) => this.#detach(member as Subscriber),
+    memberWritable: (member) => this.#writable(member as Subscriber),
+  };
 
   /** Use {@link createHub}, which checks the options. */
   constructor(options: HubOptions = {}) {
@@ -142,6 +197,7 @@ export class Hub<T extends object = TopicMap> {
     this.#gapEvent = options.gapEvent ?? 'ssekit-gap';
     this.#serialize = options.serialize ?? JSON.stringify;
     this.#onError = options.onError ?? ((error) => console.error('[ssekit] hub:', error));
+    this.#maxBuffered = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED;
     this.#unlisten = this.#backplane.subscribe(this.#receive);
   }
 
@@ -236,6 +292,10 @@ export class Hub<T extends object = TopicMap> {
     if (left.length === 0) {
       stream.unwatchClose(this.#watcher);
       this.#subs.delete(stream);
+      if (sub.behind) {
+        this.#behind.delete(sub);
+        this.#trim();
+      }
       return;
     }
     sub.group = this.#joinGroup(stream, left, sub.filter);
@@ -275,7 +335,16 @@ export class Hub<T extends object = TopicMap> {
     let slowClosed = this.#stats.slowClosed;
     for (const stream of this.#subs.keys()) dropped += stream.droppedEvents;
     for (const stream of this.#subs.keys()) if (stream.closedForSlowness) slowClosed++;
-    return { ...this.#stats, dropped, slowClosed, streams: this.#subs.size, topics, refused: this.group.refused };
+    return {
+      ...this.#stats,
+      dropped,
+      slowClosed,
+      streams: this.#subs.size,
+      topics,
+      refused: this.group.refused,
+      behind: this.#behind.size,
+      bufferedBytes: this.#logBytes,
+    };
   }
 
   /**
@@ -294,15 +363,19 @@ export class Hub<T extends object = TopicMap> {
 
   static readonly #flushHub: FlushFn<Hub<object>> = (hub) => hub.#flush();
 
-  // Writes this turn's messages: one joined chunk per group, the same chunk to each of its streams.
+  // Appends this turn's messages to the log and writes them: one joined chunk per group, the same
+  // chunk to each of its streams that is writable and caught up. A subscriber that is not (its client
+  // behind, or held during a replay), or a turn too large for one write, leaves it behind: a position
+  // in the log, from which it is written slice by slice as its client takes more.
   #flush(): void {
     this.#scheduled = false;
     const turn = this.#turn;
     if (turn.length === 0) return;
     this.#turn = [];
+    const firstSeq = this.#headSeq + 1;
     const touched: Group[] = [];
     for (const message of turn) {
-      const n = ++this.#messageCount;
+      const n = ++this.#headSeq;
       let frame: string | undefined;
       for (const topic of message.topics) {
         const groups = this.#byTopic.get(topic);
@@ -310,23 +383,143 @@ export class Hub<T extends object = TopicMap> {
         for (const group of groups) {
           if (group.lastMessage === n) continue;
           group.lastMessage = n;
-          if (group.filter !== undefined && !this.#accepts(group.filter, message)) continue;
           frame ??= this.#frameOf(message);
-          if (group.parts.length === 0) touched.push(group);
+          // A filtered group has one stream: when it is behind, its filter runs as it is written.
+          if (group.filter !== undefined && (this.#isBehind(group) || !this.#accepts(group.filter, message))) continue;
+          if (group.parts.length === 0) {
+            touched.push(group);
+            group.bytes = 0;
+          }
           group.parts.push(frame);
+          group.bytes += frame.length;
         }
       }
+      this.#log.push(message);
+      this.#logSizes.push(frame?.length ?? 0);
+      this.#logBytes += frame?.length ?? 0;
     }
     for (const group of touched) {
       const parts = group.parts;
       group.parts = [];
-      const text = parts.length === 1 ? (parts[0] as string) : parts.join('');
-      const size = group.streams.size;
-      // One encoding to bytes for the whole group instead of one per socket.
-      const chunk = size > 1 ? utf8(text) : text;
-      this.#stats.frames += parts.length * size;
-      this.#stats.bytes += chunk.length * size;
-      for (const stream of group.streams) stream.deliver(chunk, parts.length);
+      const whole = group.bytes <= SLICE;
+      let chunk: Chunk | undefined;
+      for (const stream of group.streams) {
+        const sub = this.#subs.get(stream) as Subscription;
+        if (sub.behind) continue;
+        if (!whole || !stream.writable) {
+          this.#fallBehind(sub, firstSeq);
+          continue;
+        }
+        if (chunk === undefined) {
+          const text = parts.length === 1 ? (parts[0] as string) : parts.join('');
+          // One encoding to bytes for the whole group instead of one per socket.
+          chunk = group.streams.size > 1 ? utf8(text) : text;
+        }
+        this.#stats.frames += parts.length;
+        this.#stats.bytes += group.bytes;
+        stream.deliver(chunk, parts.length);
+      }
+    }
+    for (const sub of this.#behind) if (sub.stream.writable) this.#pump(sub);
+    this.#trim();
+  }
+
+  #isBehind(group: Group): boolean {
+    for (const stream of group.streams) return (this.#subs.get(stream) as Subscription).behind;
+    return false;
+  }
+
+  #fallBehind(sub: Subscription, cursor: number): void {
+    sub.behind = true;
+    sub.cursor = cursor;
+    this.#behind.add(sub);
+  }
+
+  // A subscriber behind can take writes again: write from its position, as much as its client takes.
+  #writable(stream: Subscriber): void {
+    const sub = this.#subs.get(stream);
+    if (sub === undefined || !sub.behind) return;
+    this.#pump(sub);
+    this.#trim();
+  }
+
+  #pump(sub: Subscription): void {
+    const stream = sub.stream;
+    const group = sub.group;
+    while (sub.cursor <= this.#headSeq && stream.writable) {
+      let slice = group.slice;
+      if (slice === undefined || slice.from !== sub.cursor) {
+        slice = this.#slice(group, sub.cursor);
+        group.slice = slice;
+      }
+      sub.cursor = slice.to;
+      if (slice.events > 0) {
+        this.#stats.frames += slice.events;
+        this.#stats.bytes += typeof slice.chunk === 'string' ? slice.chunk.length : slice.chunk.byteLength;
+        stream.deliver(slice.chunk, slice.events);
+      }
+    }
+    if (sub.cursor > this.#headSeq && sub.behind) {
+      sub.behind = false;
+      this.#behind.delete(sub);
+    }
+  }
+
+  #slice(group: Group, from: number): Slice {
+    let text = '';
+    let events = 0;
+    let seq = from;
+    for (; seq <= this.#headSeq && text.length < SLICE; seq++) {
+      const message = this.#log[this.#logStart + (seq - this.#logFirst)] as BackplaneMessage;
+      if (!takes(group, message)) continue;
+      if (group.filter !== undefined && !this.#accepts(group.filter, message)) continue;
+      text += this.#frameOf(message);
+      events++;
+    }
+    return { from, to: seq, chunk: group.streams.size > 1 ? utf8(text) : text, events };
+  }
+
+  // Drops what no subscriber behind needs; past the budget, cuts those furthest behind first.
+  #trim(): void {
+    for (;;) {
+      let keepFrom = this.#headSeq + 1;
+      let furthest: Subscription | undefined;
+      for (const sub of this.#behind) {
+        if (sub.cursor < keepFrom) {
+          keepFrom = sub.cursor;
+          furthest = sub;
+        }
+      }
+      this.#dropBefore(keepFrom);
+      if (this.#logBytes <= this.#maxBuffered || furthest === undefined) return;
+      this.#behind.delete(furthest);
+      furthest.behind = false;
+      this.#stats.cut++;
+      // It reconnects and resumes from history (or is told of the gap).
+      furthest.stream.close();
+    }
+  }
+
+  #dropBefore(seq: number): void {
+    const log = this.#log;
+    while (this.#logFirst < seq && this.#logStart < log.length) {
+      log[this.#logStart] = undefined;
+      this.#logBytes -= this.#logSizes[this.#logStart] as number;
+      this.#logStart++;
+      this.#logFirst++;
+    }
+    this.#logFirst = Math.max(this.#logFirst, seq);
+    if (this.#logStart === log.length) {
+      log.length = 0;
+      this.#logSizes.length = 0;
+      this.#logStart = 0;
+    } else if (this.#logStart > 1024 && this.#logStart * 2 > log.length) {
+      log.splice(0, this.#logStart);
+      this.#logSizes.splice(0, this.#logStart);
+      this.#logStart = 0;
+    }
+    for (const group of this.#groups.values()) {
+      if (group.slice !== undefined && group.slice.from < this.#logFirst) group.slice = undefined;
     }
   }
 
@@ -368,7 +561,13 @@ export class Hub<T extends object = TopicMap> {
     }
     this.group.add(stream);
     // A stream's topics are its group's (sorted, unique): nothing per stream but this record.
-    const sub: Subscription = { filter, group: this.#joinGroup(stream, topics, filter) };
+    const sub: Subscription = {
+      stream,
+      filter,
+      group: this.#joinGroup(stream, topics, filter),
+      cursor: this.#headSeq + 1,
+      behind: false,
+    };
     stream.watchClose(this.#watcher);
     this.#subs.set(stream, sub);
   }
@@ -377,6 +576,10 @@ export class Hub<T extends object = TopicMap> {
     const sub = this.#subs.get(stream);
     if (sub === undefined) return;
     this.#subs.delete(stream);
+    if (sub.behind) {
+      this.#behind.delete(sub);
+      this.#trim();
+    }
     this.#leaveGroup(stream, sub.group);
     this.#stats.dropped += stream.droppedEvents;
     if (stream.closedForSlowness) this.#stats.slowClosed++;
@@ -389,7 +592,17 @@ export class Hub<T extends object = TopicMap> {
     const key = filter === undefined ? JSON.stringify(sorted) : `#${++this.#filterKeys}`;
     let group = this.#groups.get(key);
     if (group === undefined) {
-      group = { topics: sorted, filter, streams: new Set(), parts: [], lastMessage: 0, key };
+      group = {
+        topics: sorted,
+        topicSet: new Set(sorted),
+        filter,
+        streams: new Set(),
+        parts: [],
+        bytes: 0,
+        lastMessage: 0,
+        key,
+        slice: undefined,
+      };
       this.#groups.set(key, group);
       for (const topic of sorted) {
         let set = this.#byTopic.get(topic);
@@ -425,7 +638,16 @@ export function createHub<T extends object = TopicMap>(options: HubOptions = {})
   return new Hub<T>(options);
 }
 
-const HUB_OPTION_NAMES = ['backplane', 'history', 'gapEvent', 'serialize', 'onError', 'maxConnections', 'retryAfter'];
+const HUB_OPTION_NAMES = [
+  'backplane',
+  'history',
+  'gapEvent',
+  'serialize',
+  'onError',
+  'maxConnections',
+  'retryAfter',
+  'maxBufferedBytes',
+];
 const HISTORY_OPTION_NAMES = ['size', 'ttl'];
 
 function checkHubOptions(options: HubOptions): void {
@@ -444,6 +666,10 @@ function checkHubOptions(options: HubOptions): void {
   }
   if (serialize !== undefined && typeof serialize !== 'function') invalidOption('serialize must be a function');
   if (onError !== undefined && typeof onError !== 'function') invalidOption('onError must be a function');
+  const max = options.maxBufferedBytes;
+  if (max !== undefined && !(typeof max === 'number' && max > 0 && Number.isFinite(max))) {
+    invalidOption(`maxBufferedBytes must be a positive number of bytes, got ${String(max)}`);
+  }
 }
 
 /**
@@ -462,4 +688,10 @@ export function checkTopics(topics: string | readonly string[]): string[] {
     }
   }
   return list;
+}
+
+/** True when `message` is published to one of `group`'s topics. */
+function takes(group: Group, message: BackplaneMessage): boolean {
+  for (const topic of message.topics) if (group.topicSet.has(topic)) return true;
+  return false;
 }

@@ -46,7 +46,11 @@ export interface EventStreamOptions {
    * from history) or `'drop'` drops whole oldest queued events. Default `'close'`.
    */
   overflow?: OverflowPolicy;
-  /** Close the stream when its client has not taken data for this many ms. Default: no limit. */
+  /**
+   * A client that has taken nothing for this many ms while data waits for it is stalled: its
+   * connection is reset (the kernel frees the unread send buffer at once). A client that reads, however
+   * slowly, is never cut for being behind. Default 30000.
+   */
   sendTimeout?: number;
   /**
    * Close the stream after this lifetime (ms), jittered to 80–100 % of it, so that clients spread

@@ -43,6 +43,11 @@ export interface Subscriber extends GroupMember {
   readonly droppedEvents: number;
   /** True when it was closed because its client did not read. */
   readonly closedForSlowness: boolean;
+  /**
+   * True while a write would go out now: open, not held, nothing queued, and the client not behind. A
+   * hub writes to a subscriber only then, and is told through `memberWritable` when it is again.
+   */
+  readonly writable: boolean;
   /** Queues an encoded chunk holding `events` events, to leave with this turn's writes. */
   enqueue(chunk: Chunk, events?: number): boolean;
   /**
@@ -62,7 +67,8 @@ const OPEN = 0;
 const CLOSED = 1;
 const MAX_RESOLUTION = 1000;
 const DEFAULT_HWM = 256 * 1024;
-const DEFAULT_REAP_AFTER = 30_000;
+/** A client that takes nothing for this long is stalled, and its connection is reset. */
+const DEFAULT_SEND_TIMEOUT = 30_000;
 
 /**
  * One open Server-Sent Events response. Open one with `createEventStream(req, res)` on `node:http`,
@@ -88,7 +94,9 @@ export class EventStream implements Subscriber {
   readonly #hwm: number;
   readonly #policy: OverflowPolicy;
   readonly #options: EventStreamOptions;
-  readonly #scheduler: KeepaliveScheduler | undefined;
+  readonly #scheduler: KeepaliveScheduler;
+  readonly #resolution: number;
+  #ticking = false;
   #controller: AbortController | undefined;
   #closeCallbacks: (() => void)[] | undefined;
   #watchers: CloseWatcher[] | undefined;
@@ -109,7 +117,7 @@ export class EventStream implements Subscriber {
     // Kept whole rather than copied field by field: every stream of a route shares one options object.
     this.#options = options;
     this.#keepalive = options.keepalive === false ? 0 : (options.keepalive ?? 15_000);
-    this.#sendTimeout = options.sendTimeout ?? 0;
+    this.#sendTimeout = options.sendTimeout ?? DEFAULT_SEND_TIMEOUT;
     this.#hwm = options.highWaterMark ?? DEFAULT_HWM;
     this.#policy = options.overflow ?? 'close';
     const now = Date.now();
@@ -120,9 +128,10 @@ export class EventStream implements Subscriber {
       this.#sendTimeout ? this.#sendTimeout / 4 : MAX_RESOLUTION,
       options.maxAge ? options.maxAge / 40 : MAX_RESOLUTION,
     );
-    const needsTimer = this.#keepalive > 0 || this.#sendTimeout > 0 || this.#deadline > 0;
-    this.#scheduler = needsTimer ? (options.scheduler ?? defaultScheduler) : undefined;
-    this.#scheduler?.add(this, resolution, EventStream.#tick);
+    this.#scheduler = options.scheduler ?? defaultScheduler;
+    this.#resolution = resolution;
+    // The send timeout alone needs no tick until the client falls behind (#write joins then).
+    if (this.#keepalive > 0 || this.#deadline > 0) this.#join();
     transport.bind(EventStream.#events, this);
   }
 
@@ -157,6 +166,11 @@ export class EventStream implements Subscriber {
             });
     }
     return this.#closed;
+  }
+
+  /** See {@link Subscriber.writable}. */
+  get writable(): boolean {
+    return this.#state === OPEN && !this.#waitingDrain && !this.#held && this.#queue.length === 0;
   }
 
   /** True while the client has not drained: wait for {@link ready} before producing more. */
@@ -251,6 +265,7 @@ export class EventStream implements Subscriber {
     // Counted, so that a `drop` of the replay is reported like any other dropped event.
     if (first !== undefined && sizeOf(first) > 0) this.#queue.unshift(first, events);
     this.flush();
+    if (this.writable) this.#notifyWritable();
   }
 
   /**
@@ -318,11 +333,12 @@ export class EventStream implements Subscriber {
     if (this.#state !== OPEN) return;
     if (options?.retry !== undefined) this.#queue.push(encodeRetry(options.retry), 0);
     // What is queued goes out even if the client is behind: it is bounded, and end() must follow it.
+    const wasBehind = this.#waitingDrain;
     this.#held = false;
     this.#waitingDrain = false;
     this.flush();
-    // The write above may have found the client behind again.
-    const behind = this.#waitingDrain;
+    // The client was behind, or the write above found it behind again.
+    const behind = wasBehind || this.#waitingDrain;
     this.#teardown(undefined);
     this.#transport.end();
     if (behind) this.#reapIfStalled();
@@ -336,6 +352,7 @@ export class EventStream implements Subscriber {
     // A producer may be waiting in ready() because this turn's queue reached highWaterMark while the
     // client was draining; if the write was taken whole, no drain will come to wake it.
     if (this.#readyWaiters !== undefined && !this.needsDrain) this.#wakeReady();
+    if (this.writable) this.#notifyWritable();
   }
 
   static readonly #flush: FlushFn<EventStream> = (stream) => stream.flush();
@@ -382,7 +399,13 @@ export class EventStream implements Subscriber {
     if (!ok && this.#state === OPEN) {
       this.#waitingDrain = true;
       this.#drainSince = Date.now();
+      if (!this.#ticking && this.#sendTimeout > 0) this.#join();
     }
+  }
+
+  #join(): void {
+    this.#ticking = true;
+    this.#scheduler.add(this, this.#resolution, EventStream.#tick);
   }
 
   #onDrain(): void {
@@ -390,6 +413,19 @@ export class EventStream implements Subscriber {
     this.#waitingDrain = false;
     if (this.#queue.length > 0) this.flush();
     if (!this.needsDrain && this.#readyWaiters !== undefined) this.#wakeReady();
+    if (this.writable) this.#notifyWritable();
+  }
+
+  #notifyWritable(): void {
+    const watchers = this.#watchers;
+    if (watchers === undefined) return;
+    for (const watcher of watchers) {
+      try {
+        watcher.memberWritable?.(this);
+      } catch (err) {
+        this.#report(err);
+      }
+    }
   }
 
   #onGone(error: unknown): void {
@@ -449,8 +485,8 @@ export class EventStream implements Subscriber {
    */
   #reapIfStalled(): void {
     const transport = this.#transport;
-    const scheduler = this.#scheduler ?? defaultScheduler;
-    const after = this.#sendTimeout || DEFAULT_REAP_AFTER;
+    const scheduler = this.#scheduler;
+    const after = this.#sendTimeout || DEFAULT_SEND_TIMEOUT;
     const deadline = Date.now() + after;
     const reaper = {
       tick(now: number) {
@@ -482,7 +518,7 @@ export class EventStream implements Subscriber {
     if (this.#state === CLOSED) return;
     this.#state = CLOSED;
     this.#closeReason = reason;
-    this.#scheduler?.delete(this);
+    if (this.#ticking) this.#scheduler.delete(this);
     this.#controller?.abort(reason);
     const watchers = this.#watchers;
     this.#watchers = undefined;

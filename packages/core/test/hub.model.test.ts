@@ -65,6 +65,23 @@ describe('hub model (in-memory backplane)', () => {
     expect(summary.gaps).toBeGreaterThan(0);
   });
 
+  test('stalled readers are a position in the log: they get exactly what they missed once they read', {
+    timeout,
+  }, async () => {
+    const summary = await runHubModel({ historySize: 6, runs });
+    report('stalls', summary);
+    expect(summary.commands.stall).toBeGreaterThan(0);
+  });
+
+  test('past maxBufferedBytes the hub cuts the reader furthest behind: it got an exact prefix', {
+    timeout,
+  }, async () => {
+    const summary = await runHubModel({ historySize: 6, runs, maxBufferedBytes: 1_500_000 });
+    report('stalls with a budget', summary);
+    expect(summary.commands.stall).toBeGreaterThan(0);
+    expect(summary.cut).toBeGreaterThan(0);
+  });
+
   test('no history: any missed message of the topics is a gap, nothing missed is none', { timeout }, async () => {
     const summary = await runHubModel({ historySize: 0, runs: Math.ceil(runs / 2) });
     report('no history', summary);

@@ -101,6 +101,12 @@ export interface HubModelOptions {
   /** fast-check seed (default: `SSEKIT_MODEL_SEED`, else random). */
   seed?: number;
   /**
+   * The hub's `maxBufferedBytes`. With a small one, a client that stops reading through a stall
+   * (the `stall` command) is cut by the hub: its connection ends after what it had received, and the
+   * model checks that was an exact prefix of what it should get. Default: the hub's.
+   */
+  maxBufferedBytes?: number;
+  /**
    * Serves the model's streams through an adapter instead of `createEventStream()` + `hub.subscribe()`
    * on `node:http`: see {@link ModelServe}. Every adapter's tests run the model this way.
    */
@@ -132,6 +138,7 @@ const COMMAND_KINDS = [
   'removeTopic',
   'rejoin',
   'timePasses',
+  'stall',
 ] as const;
 
 /** The kinds of command the model generates. */
@@ -148,6 +155,8 @@ export interface HubModelSummary {
   gaps: number;
   /** Events the clients received and the model checked. */
   events: number;
+  /** Streams the hub cut for its `maxBufferedBytes`. */
+  cut: number;
 }
 
 /** The run count: `SSEKIT_MODEL_RUNS` when set, else `fallback`. */
@@ -170,6 +179,7 @@ export async function runHubModel(options: HubModelOptions): Promise<HubModelSum
     replays: 0,
     gaps: 0,
     events: 0,
+    cut: 0,
   };
   const property = fc.asyncProperty(
     fc.commands(arbitraries, { maxCommands: config.maxCommands, size: 'max' }),
@@ -186,6 +196,7 @@ export async function runHubModel(options: HubModelOptions): Promise<HubModelSum
         summary.replays += env.model.replays;
         summary.gaps += env.model.gaps;
         summary.events += env.model.frames + env.model.gaps;
+        summary.cut += env.real.hub.stats().cut;
       } catch (error) {
         throw withLog(error, env.model.log);
       } finally {
@@ -227,6 +238,7 @@ interface Config {
   gapEvent: string;
   exclude: ReadonlySet<CommandKind>;
   serve: ModelServe | undefined;
+  maxBufferedBytes: number | undefined;
 }
 
 function resolveConfig(options: HubModelOptions): Config {
@@ -247,6 +259,7 @@ function resolveConfig(options: HubModelOptions): Config {
     gapEvent: options.gapEvent ?? 'ssekit-gap',
     exclude: new Set(options.exclude ?? []),
     serve: options.serve,
+    maxBufferedBytes: options.maxBufferedBytes,
   };
 }
 
@@ -374,6 +387,7 @@ class Wire {
   readonly response: Promise<http.IncomingMessage>;
   readonly #startLastId: string;
   readonly #request: http.ClientRequest;
+  #response: http.IncomingMessage | undefined;
   readonly #decoder = new TextDecoder();
 
   constructor(url: string, key: string, headers: Record<string, string>, startLastId: string) {
@@ -383,6 +397,7 @@ class Wire {
     this.#request = http.get(url, { agent: false, headers: { accept: 'text/event-stream', ...headers } });
     this.response = new Promise((resolve, reject) => {
       this.#request.on('response', (res) => {
+        this.#response = res;
         res.on('data', (chunk: Buffer) => {
           this.raw += this.#decoder.decode(chunk, { stream: true });
           this.parser.feed(chunk);
@@ -414,6 +429,15 @@ class Wire {
 
   destroy(): void {
     this.#request.destroy();
+  }
+
+  /** Stops reading (the socket's buffers fill, and the server's writes back up). */
+  pause(): void {
+    this.#response?.pause();
+  }
+
+  resume(): void {
+    this.#response?.resume();
   }
 }
 
@@ -449,6 +473,7 @@ async function startRun(config: Config): Promise<Run> {
     ...(backplane ? { backplane } : { history: { size: config.historySize, ttl: config.ttl ?? 0 } }),
     gapEvent: config.gapEvent,
     onError: (error) => errors.push(error),
+    ...(config.maxBufferedBytes === undefined ? {} : { maxBufferedBytes: config.maxBufferedBytes }),
   });
   const streams = new Map<string, EventStream>();
   const subscribed = new Map<string, Promise<void>>();
@@ -652,8 +677,14 @@ function show(events: readonly ParsedEvent[]): string {
 let dataCounter = 0;
 
 /** Publishes and records the message; live connections of its topics expect it. Does not settle. */
-async function publish(m: Model, r: Real, topics: readonly string[], event: string | undefined): Promise<void> {
-  const data = `m${++dataCounter} ${topics.join('+')}`;
+async function publish(
+  m: Model,
+  r: Real,
+  topics: readonly string[],
+  event: string | undefined,
+  pad = 0,
+): Promise<void> {
+  const data = `m${++dataCounter} ${topics.join('+')}${pad > 0 ? ` ${'x'.repeat(pad)}` : ''}`;
   const id = await r.hub.publish(topics, data, event === undefined ? {} : { event });
   const seq = m.published.length + 1;
   if (m.seqOf.has(id) || id === m.initialPosition) fail(m, `publish returned id ${id} twice`);
@@ -1070,6 +1101,65 @@ class RemoveTopicCommand implements Cmd {
   }
 }
 
+/** Bytes of each message a stall publishes: a few of them fill a loopback connection's buffers. */
+const STALL_PAD = 400_000;
+
+/**
+ * A client stops reading while big messages go out to its topics (its socket fills and the hub's
+ * writes to it back up: it falls behind, a position in the hub's log), then reads again: it must
+ * get exactly what it missed, in order, with every other client unaffected. With a small
+ * `maxBufferedBytes` the hub cuts it instead: its connection ends after an exact prefix.
+ */
+class StallCommand implements Cmd {
+  readonly kind: CommandKind = 'stall';
+  constructor(
+    readonly client: number,
+    readonly count: number,
+  ) {}
+  check(m: Readonly<Model>): boolean {
+    const conn = m.clients[this.client]?.conn;
+    return conn?.inHub === true && conn.topics.size > 0;
+  }
+  async run(m: Model, r: Real): Promise<void> {
+    const state = m.clients[this.client] as ClientModel;
+    const conn = state.conn as ConnModel;
+    const wire = r.wires[this.client] as Wire;
+    begin(m, this, '');
+    wire.pause();
+    for (let i = 0; i < this.count; i++) await publish(m, r, [...conn.topics], undefined, STALL_PAD);
+    await until(m, () => r.hub.stats().delivered >= m.published.length, 'the backplane delivered every message');
+    await turn();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const stats = r.hub.stats();
+    m.log.push(`  stalled: behind ${stats.behind}, buffered ${stats.bufferedBytes} B, cut ${stats.cut}`);
+    wire.resume();
+    // Past the budget the hub cuts the readers furthest behind: the stalled one first, then any other
+    // that the burst left behind. Each gets what it had been sent, then the end.
+    for (let client = 0; client < m.clients.length; client++) {
+      const other = m.clients[client] as ClientModel;
+      const otherConn = other.conn;
+      const otherWire = r.wires[client];
+      if (otherConn === undefined || otherWire === undefined || r.streams.has(otherConn.key)) continue;
+      await until(m, () => otherWire.ended, `${otherConn.key} to end after the cut`);
+      const got = otherWire.events;
+      if (!isDeepStrictEqual(got, otherConn.expected.slice(0, got.length))) {
+        fail(m, `${otherConn.key} (cut) received\n${show(got)}\nwhich is not a prefix of\n${show(otherConn.expected)}`);
+      }
+      m.frames -= otherConn.expected.length - got.length;
+      other.lastId = otherWire.lastEventId;
+      r.lastIds[client] = otherWire.lastEventId;
+      r.wires[client] = undefined;
+      other.conn = undefined;
+      m.log.push(`  ${otherConn.key}: cut after ${got.length} of ${otherConn.expected.length} events`);
+    }
+    await settle(m, r);
+    verify(m, r);
+  }
+  toString(): string {
+    return `stall(${this.client}, ${this.count})`;
+  }
+}
+
 class TimePassesCommand implements Cmd {
   readonly kind: CommandKind = 'timePasses';
   check(m: Readonly<Model>): boolean {
@@ -1152,6 +1242,7 @@ function commandArbitraries(config: Config): fc.Arbitrary<Cmd>[] {
     ['addTopic', fc.tuple(client, topic).map(([c, t]) => new AddTopicCommand(c, t)), 2],
     ['removeTopic', fc.tuple(client, topic).map(([c, t]) => new RemoveTopicCommand(c, t)), 2],
     ['timePasses', fc.constant(new TimePassesCommand()), config.ttl === undefined ? 0 : 1],
+    ['stall', fc.tuple(client, fc.integer({ min: 4, max: 12 })).map(([c, n]) => new StallCommand(c, n)), 2],
   ];
   const out: fc.Arbitrary<Cmd>[] = [];
   for (const [kind, arbitrary, weight] of kinds) {
