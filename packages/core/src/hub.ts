@@ -293,7 +293,7 @@ export class Hub<T extends object = TopicMap> {
       stream.unwatchClose(this.#watcher);
       this.#subs.delete(stream);
       if (sub.behind) {
-        this.#behind.delete(sub);
+        this.#caughtUp(sub);
         this.#trim();
       }
       return;
@@ -459,10 +459,15 @@ export class Hub<T extends object = TopicMap> {
         stream.deliver(slice.chunk, slice.events);
       }
     }
-    if (sub.cursor > this.#headSeq && sub.behind) {
-      sub.behind = false;
-      this.#behind.delete(sub);
-    }
+    if (sub.cursor > this.#headSeq && sub.behind) this.#caughtUp(sub);
+  }
+
+  // No longer behind (caught up, cut or gone): its group's cached slice goes too, so that nothing of
+  // the log stays pinned by it (another subscriber behind in the group builds its own again).
+  #caughtUp(sub: Subscription): void {
+    sub.behind = false;
+    this.#behind.delete(sub);
+    sub.group.slice = undefined;
   }
 
   #slice(group: Group, from: number): Slice {
@@ -492,8 +497,7 @@ export class Hub<T extends object = TopicMap> {
       }
       this.#dropBefore(keepFrom);
       if (this.#logBytes <= this.#maxBuffered || furthest === undefined) return;
-      this.#behind.delete(furthest);
-      furthest.behind = false;
+      this.#caughtUp(furthest);
       this.#stats.cut++;
       // It reconnects and resumes from history (or is told of the gap).
       furthest.stream.close();
@@ -517,9 +521,6 @@ export class Hub<T extends object = TopicMap> {
       log.splice(0, this.#logStart);
       this.#logSizes.splice(0, this.#logStart);
       this.#logStart = 0;
-    }
-    for (const group of this.#groups.values()) {
-      if (group.slice !== undefined && group.slice.from < this.#logFirst) group.slice = undefined;
     }
   }
 
@@ -577,7 +578,7 @@ export class Hub<T extends object = TopicMap> {
     if (sub === undefined) return;
     this.#subs.delete(stream);
     if (sub.behind) {
-      this.#behind.delete(sub);
+      this.#caughtUp(sub);
       this.#trim();
     }
     this.#leaveGroup(stream, sub.group);
