@@ -104,7 +104,7 @@ interface Group {
   readonly topics: readonly string[];
   readonly topicSet: ReadonlySet<string>;
   readonly filter: ((message: HubMessage) => boolean) | undefined;
-  readonly streams: Set<Subscriber>;
+  readonly subs: Set<Subscription>;
   parts: string[];
   bytes: number;
   lastMessage: number;
@@ -288,7 +288,7 @@ export class Hub<T extends object = TopicMap> {
     if (sub === undefined) return;
     const removed = topics === undefined ? undefined : checkTopics(topics);
     const left = removed === undefined ? [] : sub.group.topics.filter((topic) => !removed.includes(topic));
-    this.#leaveGroup(stream, sub.group);
+    this.#leaveGroup(sub, sub.group);
     if (left.length === 0) {
       stream.unwatchClose(this.#watcher);
       this.#subs.delete(stream);
@@ -298,7 +298,7 @@ export class Hub<T extends object = TopicMap> {
       }
       return;
     }
-    sub.group = this.#joinGroup(stream, left, sub.filter);
+    sub.group = this.#joinGroup(sub, left, sub.filter);
   }
 
   /**
@@ -328,7 +328,7 @@ export class Hub<T extends object = TopicMap> {
     // Counted in a Map: topic names come from users, and `__proto__` or `constructor` must count too.
     const counts = new Map<string, number>();
     for (const group of this.#groups.values()) {
-      for (const topic of group.topics) counts.set(topic, (counts.get(topic) ?? 0) + group.streams.size);
+      for (const topic of group.topics) counts.set(topic, (counts.get(topic) ?? 0) + group.subs.size);
     }
     const topics: Record<string, number> = Object.fromEntries(counts);
     let dropped = this.#stats.dropped;
@@ -403,8 +403,8 @@ export class Hub<T extends object = TopicMap> {
       group.parts = [];
       const whole = group.bytes <= SLICE;
       let chunk: Chunk | undefined;
-      for (const stream of group.streams) {
-        const sub = this.#subs.get(stream) as Subscription;
+      for (const sub of group.subs) {
+        const stream = sub.stream;
         if (sub.behind) continue;
         if (!whole || !stream.writable) {
           this.#fallBehind(sub, firstSeq);
@@ -413,7 +413,7 @@ export class Hub<T extends object = TopicMap> {
         if (chunk === undefined) {
           const text = parts.length === 1 ? (parts[0] as string) : parts.join('');
           // One encoding to bytes for the whole group instead of one per socket.
-          chunk = group.streams.size > 1 ? utf8(text) : text;
+          chunk = group.subs.size > 1 ? utf8(text) : text;
         }
         this.#stats.frames += parts.length;
         this.#stats.bytes += group.bytes;
@@ -425,7 +425,7 @@ export class Hub<T extends object = TopicMap> {
   }
 
   #isBehind(group: Group): boolean {
-    for (const stream of group.streams) return (this.#subs.get(stream) as Subscription).behind;
+    for (const sub of group.subs) return sub.behind;
     return false;
   }
 
@@ -481,7 +481,7 @@ export class Hub<T extends object = TopicMap> {
       text += this.#frameOf(message);
       events++;
     }
-    return { from, to: seq, chunk: group.streams.size > 1 ? utf8(text) : text, events };
+    return { from, to: seq, chunk: group.subs.size > 1 ? utf8(text) : text, events };
   }
 
   // Drops what no subscriber behind needs; past the budget, cuts those furthest behind first.
@@ -506,6 +506,15 @@ export class Hub<T extends object = TopicMap> {
 
   #dropBefore(seq: number): void {
     const log = this.#log;
+    if (seq > this.#headSeq) {
+      // Nobody is behind (the common turn): the whole log goes at once.
+      log.length = 0;
+      this.#logSizes.length = 0;
+      this.#logStart = 0;
+      this.#logFirst = seq;
+      this.#logBytes = 0;
+      return;
+    }
     while (this.#logFirst < seq && this.#logStart < log.length) {
       log[this.#logStart] = undefined;
       this.#logBytes -= this.#logSizes[this.#logStart] as number;
@@ -556,8 +565,8 @@ export class Hub<T extends object = TopicMap> {
     if (existing) {
       const all = [...existing.group.topics, ...topics];
       if (filter !== undefined) existing.filter = filter;
-      this.#leaveGroup(stream, existing.group);
-      existing.group = this.#joinGroup(stream, all, existing.filter);
+      this.#leaveGroup(existing, existing.group);
+      existing.group = this.#joinGroup(existing, all, existing.filter);
       return;
     }
     this.group.add(stream);
@@ -565,10 +574,11 @@ export class Hub<T extends object = TopicMap> {
     const sub: Subscription = {
       stream,
       filter,
-      group: this.#joinGroup(stream, topics, filter),
+      group: undefined as unknown as Group,
       cursor: this.#headSeq + 1,
       behind: false,
     };
+    sub.group = this.#joinGroup(sub, topics, filter);
     stream.watchClose(this.#watcher);
     this.#subs.set(stream, sub);
   }
@@ -581,12 +591,12 @@ export class Hub<T extends object = TopicMap> {
       this.#caughtUp(sub);
       this.#trim();
     }
-    this.#leaveGroup(stream, sub.group);
+    this.#leaveGroup(sub, sub.group);
     this.#stats.dropped += stream.droppedEvents;
     if (stream.closedForSlowness) this.#stats.slowClosed++;
   }
 
-  #joinGroup(stream: Subscriber, topics: readonly string[], filter: SubscribeOptions['filter']): Group {
+  #joinGroup(sub: Subscription, topics: readonly string[], filter: SubscribeOptions['filter']): Group {
     const sorted = [...new Set(topics)].sort();
     // Streams with a filter each form their own group: their chunks may differ. Keys must not collide
     // for any topic names (they come from users): a JSON array key always starts with '['.
@@ -597,7 +607,7 @@ export class Hub<T extends object = TopicMap> {
         topics: sorted,
         topicSet: new Set(sorted),
         filter,
-        streams: new Set(),
+        subs: new Set(),
         parts: [],
         bytes: 0,
         lastMessage: 0,
@@ -614,13 +624,13 @@ export class Hub<T extends object = TopicMap> {
         set.add(group);
       }
     }
-    group.streams.add(stream);
+    group.subs.add(sub);
     return group;
   }
 
-  #leaveGroup(stream: Subscriber, group: Group): void {
-    group.streams.delete(stream);
-    if (group.streams.size > 0) return;
+  #leaveGroup(sub: Subscription, group: Group): void {
+    group.subs.delete(sub);
+    if (group.subs.size > 0) return;
     this.#groups.delete(group.key);
     for (const topic of group.topics) {
       const set = this.#byTopic.get(topic);
