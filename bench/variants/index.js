@@ -7,6 +7,8 @@ export const VARIANTS = [
   { id: 'ssekit-core', file: 'ssekit-core.js', label: 'ssekit core (node:http)', ssekit: true },
   { id: 'ssekit-express', file: 'ssekit-express.js', label: 'ssekit Express', ssekit: true },
   { id: 'ssekit-fastify', file: 'ssekit-fastify.js', label: 'ssekit Fastify', ssekit: true },
+  { id: 'express-hand', file: 'express-hand.js', label: 'hand-written Express' },
+  { id: 'fastify-hand', file: 'fastify-hand.js', label: 'hand-written Fastify' },
 ];
 
 export const CEILING = 'ceiling';
