@@ -452,6 +452,32 @@ describe.each(versions)('$name', ({ express }) => {
     expect(es.readyState).toBe(EventSource.CLOSED);
   });
 
+  test('frames leave through the socket as chunks Node would frame (res.write is not taken), UTF-8 intact', async () => {
+    const hub = hubForTest();
+    const app = express();
+    app.get('/events', sse({ hub, topics: ['t'], keepalive: false }));
+    let resWrites = 0;
+    const write = http.ServerResponse.prototype.write;
+    http.ServerResponse.prototype.write = function (this: http.ServerResponse, ...args: never[]) {
+      resWrites++;
+      return write.apply(this, args);
+    } as typeof write;
+    try {
+      const { url } = await serve(app);
+      const client = await connect(`${url}/events`);
+      await until(() => hub.stats().streams === 1, 5000, 'the subscription');
+      await hub.publish('t', 'héllo wörld ✓');
+      await hub.publish('t', { big: 'x'.repeat(300_000) });
+      const events = await client.waitFor(2);
+      expect(events[0]?.data).toBe('héllo wörld ✓');
+      expect(events[1]?.data.length).toBe(300_010);
+      // fetch (undici) parses the chunked framing strictly: any error there would have failed the read.
+      expect(resWrites).toBe(0);
+    } finally {
+      http.ServerResponse.prototype.write = write;
+    }
+  });
+
   test('source: items are piped as events and the stream ends when the source does', async () => {
     const app = express();
     app.get(

@@ -26,6 +26,7 @@ const BOUND = Symbol('ssekit.transport');
 let responseClosed: (this: SseResponse) => void;
 let responseErrored: (this: SseResponse, error: Error) => void;
 let responseDrained: (this: SseResponse) => void;
+let socketDrained: (this: Socket) => void;
 
 /** A {@link Transport} over a `node:http` or `node:http2` (compat) response. */
 export class NodeTransport implements Transport {
@@ -34,6 +35,8 @@ export class NodeTransport implements Transport {
   readonly #res: SseResponse;
   #events: TransportEvents<unknown> | undefined;
   #owner: unknown;
+  // Set when the chunked frames go to the socket itself (see #writeDirect).
+  #socket: Socket | undefined;
 
   constructor(req: SseRequest, res: SseResponse) {
     this.#req = req;
@@ -99,9 +102,15 @@ export class NodeTransport implements Transport {
     }
     // Both responses have flushHeaders(); @types/node only declares it on node:http's.
     (res as ServerResponse).flushHeaders();
+    this.#socket = directSocket(this.#req, res);
+    if (this.#socket !== undefined) {
+      (this.#socket as Socket & Record<symbol, NodeTransport>)[BOUND] = this;
+      this.#socket.on('drain', socketDrained);
+    }
   }
 
   write(chunk: Chunk): boolean {
+    if (this.#socket !== undefined) return this.#writeDirect(this.#socket, chunk);
     const res = this.#res as ServerResponse;
     try {
       const ok = res.write(chunk);
@@ -150,6 +159,29 @@ export class NodeTransport implements Transport {
     res.on('drain', responseDrained);
   }
 
+  /**
+   * A response whose prototype a framework switched (Express does, per request) takes a slower path
+   * through Node's `write()`: property lookups on it are megamorphic. For such a response, with
+   * nothing wrapping `res.write` (compression) and the headers out with chunked encoding, the frames
+   * go to the socket as the chunks Node would have framed: the length in hex, the data, CRLF. `end()`
+   * still goes through the response, which writes the last chunk after them.
+   */
+  #writeDirect(socket: Socket, chunk: Chunk): boolean {
+    const length = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.byteLength;
+    if (length === 0) return true;
+    try {
+      socket.cork();
+      socket.write(`${length.toString(16)}\r\n`, 'latin1');
+      socket.write(chunk);
+      const ok = socket.write('\r\n', 'latin1');
+      socket.uncork();
+      return ok;
+    } catch (error) {
+      this.#gone(error);
+      return false;
+    }
+  }
+
   #gone(error?: unknown): void {
     this.#events?.gone(this.#owner, error);
   }
@@ -167,6 +199,10 @@ export class NodeTransport implements Transport {
     responseErrored = function (this: SseResponse, error: Error): void {
       const transport = (this as unknown as Record<symbol, NodeTransport | undefined>)[BOUND];
       if (transport !== undefined) transport.#gone(error);
+    };
+    socketDrained = function (this: Socket): void {
+      const transport = (this as unknown as Record<symbol, NodeTransport | undefined>)[BOUND];
+      if (transport !== undefined) transport.#drained();
     };
     responseDrained = function (this: SseResponse): void {
       const transport = (this as unknown as Record<symbol, NodeTransport | undefined>)[BOUND];
@@ -187,6 +223,23 @@ export function createEventStream(req: SseRequest, res: SseResponse, options: Ev
   checkOptionNames(options, STREAM_OPTION_NAMES, 'createEventStream()');
   validateStreamOptions(options);
   return openNodeStream(req, res, options);
+}
+
+/**
+ * The socket to write chunked frames to directly, or `undefined` to go through the response: only a
+ * prototype-switched HTTP/1.1 response (Express's) with chunked encoding, a plain `write`, nothing
+ * buffered in it and a writable socket. See {@link NodeTransport.write}.
+ */
+function directSocket(req: SseRequest, res: SseResponse): Socket | undefined {
+  if (req.httpVersionMajor !== 1 || req.method === 'HEAD') return undefined;
+  const http1 = res as ServerResponse & { chunkedEncoding?: boolean };
+  const proto = Object.getPrototypeOf(res) as object | null;
+  // node:http's own ServerResponse.prototype defines writeHead; Express's response object does not.
+  if (proto === null || Object.hasOwn(proto, 'writeHead')) return undefined;
+  if (Object.hasOwn(res, 'write') || http1.chunkedEncoding !== true || http1.writableLength !== 0) return undefined;
+  const socket = http1.socket;
+  if (socket == null || !socket.writable || socket.destroyed) return undefined;
+  return socket;
 }
 
 function openNodeStream(req: SseRequest, res: SseResponse, options: EventStreamOptions): EventStream {

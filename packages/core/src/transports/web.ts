@@ -96,8 +96,10 @@ export class WebTransport implements Transport {
     if (this.#gone) return;
     this.#gone = true;
     try {
-      // Discards what the client has not read, and makes the runtime drop the connection (an error
-      // that a runtime takes for "the client went away" makes @hono/node-server keep it open).
+      // Discards what the body still holds. What the runtime then does with the connection is its own
+      // choice: @hono/node-server closes it, Bun, Deno and workerd keep it until their own timeouts
+      // (docs/runtimes). An error that @hono/node-server takes for "the client went away" would keep
+      // it open there too.
       this.#controller.error(new Error('the client did not read'));
     } catch {
       // Already closed.
