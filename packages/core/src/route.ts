@@ -134,6 +134,11 @@ export interface RouteSetup<Req> {
   /** The default reporter (a framework logger). Default `console.error`. */
   report?: (error: unknown, req: Req) => void;
   /**
+   * With the default reporter: what of the request a stream keeps for the life of the connection to
+   * report with (Fastify keeps the request id, not the request and its logger). Default: the request.
+   */
+  keep?: (req: Req) => unknown;
+  /**
    * Told of the work that runs for an open stream (its piped source, its handler), which settles
    * once that work is done: workerd's `ctx.waitUntil()` keeps the request's timers alive until then.
    */
@@ -180,6 +185,7 @@ export class Route<Req = unknown> {
   readonly #handler: RouteSetup<Req>['handler'];
   readonly #track: RouteSetup<Req>['track'];
   readonly #report: (error: unknown, req: Req) => void;
+  readonly #keep: ((req: Req) => unknown) | undefined;
 
   /** @throws {SseError} `ERR_SSE_INVALID_OPTION` for an unknown name, a wrong type or a bad value. */
   // biome-ignore lint/suspicious/noExplicitAny: the item type is the caller's; the route only passes items on.
@@ -262,6 +268,7 @@ export class Route<Req = unknown> {
     this.#track = setup.track;
     const fallback = setup.report ?? defaultReport;
     this.#report = onError === undefined ? fallback : guard(onError);
+    this.#keep = onError === undefined ? setup.keep : undefined;
 
     // The home group: the given one, else an own one for an own limit (or when there is no hub to
     // hold the streams), else the hub's.
@@ -380,7 +387,8 @@ export class Route<Req = unknown> {
       return settled(this.decline(error, req, http, connect));
     }
     for (const group of this.#join) group.add(stream);
-    contexts.set(stream, { report: this.#report as (error: unknown, req: unknown) => void, req });
+    const kept = this.#keep === undefined ? req : this.#keep(req);
+    contexts.set(stream, { report: this.#report as (error: unknown, req: unknown) => void, req: kept });
     const outcome: RouteOutcome = { kind: 'open', stream };
     return { outcome, ready: this.#start(req, stream, list).then(() => outcome) };
   }

@@ -602,6 +602,9 @@ const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve)
 async function settle(m: Model, r: Real): Promise<void> {
   await until(m, () => r.hub.stats().delivered >= m.published.length, 'the backplane delivered every message');
   await turn();
+  // A stream's own writes (the sync comment below) may go out ahead of what the hub still owes a
+  // subscriber that is behind: wait for the hub to have written everything first.
+  await until(m, () => r.hub.stats().behind === 0, 'every subscriber behind to be caught up');
   const tag = `sync ${++r.syncs}`;
   const waiting: Wire[] = [];
   for (let client = 0; client < m.clients.length; client++) {

@@ -27,7 +27,7 @@ import {
   type SseResponse,
   StreamGroup,
 } from '@ssekit/core';
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { acceptsEventStream } from './negotiate.js';
 
 /** Options of one `reply.sse()` call (the route options, with the same names as on Express); they override the plugin's. */
@@ -97,7 +97,9 @@ export const plugin: FastifyPluginAsync<SsekitFastifyOptions> = async (fastify, 
       without: ['maxConnections', 'retryAfter'],
       groups: [group],
       sourceValue: true,
-      report: logError,
+      // A stream lives long: it keeps the request id to log with, not the request and its logger.
+      report: (err, req) => logError(fastify, err, req as FastifyRequest | string),
+      keep: (req) => req.id,
     });
     const req = request.raw as SseRequest;
     const res = this.raw as SseResponse;
@@ -122,8 +124,10 @@ export const plugin: FastifyPluginAsync<SsekitFastifyOptions> = async (fastify, 
   fastify.addHook('onClose', closeStreams);
 };
 
-function logError(err: unknown, request: FastifyRequest): void {
-  request.log.error({ err }, 'ssekit: stream error');
+/** Logs with the request's logger while the request is at hand, else with its id. */
+function logError(fastify: FastifyInstance, err: unknown, req: FastifyRequest | string): void {
+  if (typeof req === 'string') fastify.log.error({ err, reqId: req }, 'ssekit: stream error');
+  else req.log.error({ err }, 'ssekit: stream error');
 }
 
 /** A synchronous answer: the stream, or the refusal thrown for Fastify's error handler. */

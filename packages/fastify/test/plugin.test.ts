@@ -273,6 +273,8 @@ describe('reply.sse(source)', () => {
     const line = logs.find((l) => l.err?.code === 'ERR_SSE_SOURCE');
     expect(line?.level).toBe(50);
     expect(line?.msg).toBe('ssekit: stream error');
+    // Logged with the request's id (the stream keeps the id, not the request).
+    expect((line as { reqId?: unknown } | undefined)?.reqId).toEqual(expect.any(String));
 
     // The other stream is untouched.
     expect(other?.isOpen).toBe(true);
