@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe } from 'vitest';
-import { type ExampleServer, startExample } from './example.js';
+import { type ExampleServer, restartablePort, startExample } from './example.js';
 
 export { type ExampleServer, startExample };
 
@@ -99,7 +99,8 @@ export function exampleInChromium(script: string) {
       return browser;
     },
     async start(env: Record<string, string> = {}): Promise<ExampleServer> {
-      server = await startExample(script, env);
+      // Restarts reuse the port: it must not be one other tests can be handed meanwhile.
+      server = await startExample(script, { PORT: String(await restartablePort()), ...env });
       return server;
     },
   };

@@ -3,6 +3,7 @@
  * packages imported by name), and restarts it on the same port.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import net from 'node:net';
 
 /** A running example server. */
 export interface ExampleServer {
@@ -90,4 +91,23 @@ export async function readThroughSigterm(
     text += decoder.decode(value, { stream: true });
   }
   return { text, code: await exited };
+}
+
+/**
+ * A free port outside the kernel's ephemeral range (32768–60999 here): a server restarted on it finds
+ * it still free, while other tests run beside it whose `listen(0)` would otherwise be handed the very
+ * port the stopped server just released.
+ */
+export async function restartablePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const probe = net.createServer();
+      probe.once('error', () => resolve(false));
+      // The examples listen on every interface, as app.listen(port) does.
+      probe.listen(port, () => probe.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('no free port between 20000 and 32000');
 }

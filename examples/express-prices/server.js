@@ -53,6 +53,9 @@ async function shutdown() {
   server.close(() => process.exit(0));
   // Idle keep-alive connections of the page would otherwise hold close() up.
   server.closeIdleConnections();
+  // A page that reconnects on a kept-alive connection before the process is gone would hold close()
+  // up for as long as it keeps coming back: after a grace period, every connection goes.
+  setTimeout(() => server.closeAllConnections?.(), 1000).unref();
 }
 process.on('SIGTERM', shutdown);
 process.on('SIGINT', shutdown);

@@ -49,6 +49,9 @@ function shutdown() {
   // Tell clients to come back in 1 s (to this server once it is up again, or another instance).
   closeAll({ retry: 1000 });
   server.close(() => process.exit(0));
+  // A page that reconnects on a kept-alive connection before the process is gone would hold close()
+  // up for as long as it keeps coming back: after a grace period, every connection goes.
+  setTimeout(() => server.closeAllConnections(), 1000).unref();
 }
 process.on('SIGTERM', shutdown);
 process.on('SIGINT', shutdown);
