@@ -1,4 +1,5 @@
 import http from 'node:http';
+import net from 'node:net';
 import { createHub, EventStream, type Hub, type NodeTransport, refuse, SseError } from '@ssekit/core';
 import { sseParser } from '@ssekit/core/testing';
 import { sse } from '@ssekit/express';
@@ -476,6 +477,41 @@ describe.each(versions)('$name', ({ express }) => {
     } finally {
       http.ServerResponse.prototype.write = write;
     }
+  });
+
+  test('after a stream written straight to the socket ends, the kept-alive connection serves the next request', async () => {
+    const app = express();
+    app.get('/events', sse({ keepalive: false }), (_req: Request, res: Response) => {
+      res.sse.send('one');
+      res.sse.send({ two: 'wörld' });
+      setTimeout(() => res.sse.close(), 20);
+    });
+    app.get('/json', (_req: Request, res: Response) => {
+      res.json({ ok: true });
+    });
+    const { url } = await serve(app);
+    const { port } = new URL(url);
+    const socket = net.connect(Number(port), '127.0.0.1');
+    let raw = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => {
+      raw += chunk;
+    });
+    socket.write('GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n');
+    await until(() => raw.includes('\r\n0\r\n\r\n'), 5000, 'the stream to end with the last chunk');
+    socket.write('GET /json HTTP/1.1\r\nHost: x\r\n\r\n');
+    await until(() => raw.endsWith('{"ok":true}'), 5000, 'the second response on the same connection');
+    socket.destroy();
+    // The first response's body, de-chunked, is exactly the two events.
+    const body = raw.slice(raw.indexOf('\r\n\r\n') + 4, raw.indexOf('\r\n0\r\n\r\n') + 2);
+    let text = '';
+    for (let at = 0; at < body.length; ) {
+      const eol = body.indexOf('\r\n', at);
+      const size = Number.parseInt(body.slice(at, eol), 16);
+      text += body.slice(eol + 2, eol + 2 + size);
+      at = eol + 2 + size + 2;
+    }
+    expect(Buffer.from(text, 'latin1').toString('utf8')).toBe('data: one\n\ndata: {"two":"wörld"}\n\n');
   });
 
   test('source: items are piped as events and the stream ends when the source does', async () => {
