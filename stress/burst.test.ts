@@ -13,6 +13,7 @@
 import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import { afterAll, describe, expect, test } from 'vitest';
+import { until } from '../packages/core/test/support/clients.js';
 import { ServerProcess } from './lib/child.js';
 import { FULL, size } from './lib/size.js';
 
@@ -89,14 +90,6 @@ function stalled(port: number): net.Socket {
 function finWait(port: number): number {
   const out = execFileSync('ss', ['-tnH', 'state', 'fin-wait-1', `( sport = :${port} )`], { encoding: 'utf8' });
   return out.split('\n').filter((line) => line.trim() !== '').length;
-}
-
-async function until(condition: () => boolean | Promise<boolean>, timeout: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 describe('a burst to fast readers next to stalled clients, default options', () => {

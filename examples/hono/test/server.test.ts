@@ -3,6 +3,7 @@
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, expect, test } from 'vitest';
+import { connect } from '../../../packages/core/test/support/clients.js';
 import { ensureBuilt } from '../../../scripts/ensure-built.js';
 import { type ExampleServer, readThroughSigterm, startExample } from '../../_test/example.js';
 
@@ -23,24 +24,14 @@ async function start(env: Record<string, string> = {}): Promise<ExampleServer & 
   return { ...server, base: server.url.replace('localhost', '127.0.0.1') };
 }
 
-/** Reads `count` events from GET /events with `headers`, then leaves. */
+/** Reads `count` events from GET /events with `headers` (the shared streaming client), then leaves. */
 async function read(base: string, headers: Record<string, string>, count: number) {
-  const controller = new AbortController();
-  const res = await fetch(`${base}/events`, {
-    headers: { accept: 'text/event-stream', ...headers },
-    signal: controller.signal,
-  });
-  expect(res.status).toBe(200);
-  expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
-  const { EventStreamParser } = await import('@ssekit/core/testing');
-  const events: { id: string; data: string }[] = [];
-  const parser = new EventStreamParser((e) => events.push({ id: e.lastEventId, data: e.data }));
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    parser.feed(chunk);
-    if (events.length >= count) break;
-  }
-  controller.abort();
-  return events;
+  const client = await connect(`${base}/events`, headers);
+  expect(client.status).toBe(200);
+  expect(client.headers.get('content-type')).toMatch(/^text\/event-stream/);
+  const events = await client.waitFor(count);
+  client.close();
+  return events.map((e) => ({ id: e.lastEventId, data: e.data }));
 }
 
 test('GET / is the HTML page (never an SSE response), with the hooks the page is tested by', async () => {

@@ -6,9 +6,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../../../packages/core/test/support/clients.js';
 import { ROOT } from '../../../scripts/ensure-built.js';
 
 /** examples/next, with a trailing slash. */
@@ -88,17 +88,6 @@ export async function buildNext({ timeout = 300_000 } = {}): Promise<number> {
   const ms = performance.now() - started;
   console.log(`[next] next build took ${(ms / 1000).toFixed(1)} s`);
   return ms;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export interface NextServer {

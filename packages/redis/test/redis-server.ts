@@ -72,14 +72,7 @@ export async function deleteKeys(...names: string[]): Promise<void> {
   }
 }
 
-/** A port nothing listens on right now. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export { freePort } from '../../core/test/support/clients.js';
 
 /** True when the `redis-server` binary can be run. */
 export function hasRedisServer(): boolean {

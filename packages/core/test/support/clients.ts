@@ -123,10 +123,17 @@ export async function connect(url: string, headers: Record<string, string> = {})
   return client;
 }
 
-/** Resolves when `condition()` holds, polling on the event loop (rejects after `timeout` ms). */
-export async function until(condition: () => boolean, timeout = 5000, what = 'condition'): Promise<void> {
+/**
+ * Resolves when `condition()` holds (it may ask something asynchronously, e.g. a child server),
+ * polling on the event loop (rejects after `timeout` ms).
+ */
+export async function until(
+  condition: () => boolean | Promise<boolean>,
+  timeout = 5000,
+  what = 'condition',
+): Promise<void> {
   const deadline = Date.now() + timeout;
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
@@ -152,4 +159,14 @@ export function rawGet(url: string, headers: Record<string, string> = {}): Promi
     });
     req.on('error', reject);
   });
+}
+
+/** A port nothing listens on right now (listen on 0, read it, close). */
+export async function freePort(): Promise<number> {
+  const server = http.createServer();
+  server.unref();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }
