@@ -30,7 +30,7 @@ export interface EventStreamOptions {
   headers?: Record<string, string | number | readonly string[]>;
   /** A `retry:` hint (ms) written as soon as the stream opens. */
   retry?: number;
-  /** Heartbeat after this many ms without a write; `false` for none. Default 15000. */
+  /** Heartbeat after this many ms without a write; `false` for none. Default 15000 (8000 on Bun, whose `Bun.serve()` closes a response idle for 10 s). */
   keepalive?: number | false;
   /** The shared timer for heartbeats and timeouts. Default {@link defaultScheduler}. */
   scheduler?: KeepaliveScheduler;

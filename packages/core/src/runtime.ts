@@ -10,16 +10,25 @@ interface NodeLikeGlobals {
   setImmediate?: (callback: () => void) => unknown;
   Buffer?: { from(text: string): Uint8Array };
   navigator?: { userAgent?: string };
+  Bun?: unknown;
+  Deno?: unknown;
 }
 
 const platform = globalThis as unknown as NodeLikeGlobals;
+
+/** The runtimes whose rules core adapts to (each place that does says why). */
+export const RUNTIME = {
+  workerd: platform.navigator?.userAgent === 'Cloudflare-Workers',
+  bun: platform.Bun !== undefined,
+  deno: platform.Deno !== undefined,
+} as const;
 const setImmediateFn = platform.setImmediate;
 const NodeBuffer = platform.Buffer;
 const encoder = new TextEncoder();
 let immediate = typeof setImmediateFn === 'function';
 // On workerd a timer belongs to the request that set it and is dropped once that request has answered
 // (a publish from a request that answers at once): only a microtask is sure to run.
-const microtaskOnly = platform.navigator?.userAgent === 'Cloudflare-Workers';
+const microtaskOnly = RUNTIME.workerd;
 
 /**
  * Runs `callback` once the current turn's I/O callbacks are done: `setImmediate` where it exists (it

@@ -12,11 +12,11 @@ import { SseError } from './errors.js';
 import { type FlushFn, scheduleFlush } from './flush.js';
 import { encode, encodeComment, encodeData, encodeRetry, HEARTBEAT, type SseEvent } from './frame.js';
 import type { CloseOptions, CloseWatcher, GroupMember } from './group.js';
-import { defaultScheduler, type KeepaliveScheduler, type TickFn } from './keepalive.js';
+import { defaultScheduler, KeepaliveScheduler, type TickFn } from './keepalive.js';
 import type { EventStreamOptions, OverflowPolicy } from './options.js';
 import { type PipeOptions, pipeSource, type Source } from './pipe.js';
 import { OutgoingQueue } from './queue.js';
-import { type Chunk, sizeOf, utf8 } from './runtime.js';
+import { type Chunk, RUNTIME, sizeOf, utf8 } from './runtime.js';
 import type { Transport, TransportEvents } from './transport.js';
 
 /** Options of {@link EventStream.send}. */
@@ -67,6 +67,8 @@ const OPEN = 0;
 const CLOSED = 1;
 const MAX_RESOLUTION = 1000;
 const DEFAULT_HWM = 256 * 1024;
+// Bun.serve() closes a response idle for its idleTimeout (10 s by default): heartbeats come sooner.
+const DEFAULT_KEEPALIVE = RUNTIME.bun ? 8000 : 15_000;
 /** A client that takes nothing for this long is stalled, and its connection is reset. */
 const DEFAULT_SEND_TIMEOUT = 30_000;
 
@@ -116,7 +118,7 @@ export class EventStream implements Subscriber {
     this.lastEventId = lastEventId;
     // Kept whole rather than copied field by field: every stream of a route shares one options object.
     this.#options = options;
-    this.#keepalive = options.keepalive === false ? 0 : (options.keepalive ?? 15_000);
+    this.#keepalive = options.keepalive === false ? 0 : (options.keepalive ?? DEFAULT_KEEPALIVE);
     this.#sendTimeout = options.sendTimeout ?? DEFAULT_SEND_TIMEOUT;
     this.#hwm = options.highWaterMark ?? DEFAULT_HWM;
     this.#policy = options.overflow ?? 'close';
@@ -128,7 +130,10 @@ export class EventStream implements Subscriber {
       this.#sendTimeout ? this.#sendTimeout / 4 : MAX_RESOLUTION,
       options.maxAge ? options.maxAge / 40 : MAX_RESOLUTION,
     );
-    this.#scheduler = options.scheduler ?? defaultScheduler;
+    // On workerd a timer belongs to the request that started it and dies with it, and a request with
+    // nothing pending is ended as hung: each stream ticks from a timer of its own request (the
+    // runtime's rule; everywhere else one timer serves every stream).
+    this.#scheduler = options.scheduler ?? (RUNTIME.workerd ? new KeepaliveScheduler() : defaultScheduler);
     this.#resolution = resolution;
     // The send timeout alone needs no tick until the client falls behind (#write joins then).
     if (this.#keepalive > 0 || this.#deadline > 0) this.#join();

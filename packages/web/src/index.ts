@@ -15,7 +15,6 @@
 import {
   EVENT_STREAM,
   type EventStream,
-  KeepaliveScheduler,
   Route,
   type RouteOptions,
   type RouteRequest,
@@ -67,7 +66,7 @@ export async function sse<T = unknown>(
   if (waitUntil !== undefined && typeof waitUntil !== 'function') {
     throw new SseError('ERR_SSE_INVALID_OPTION', 'sse(): waitUntil must be a function (ctx.waitUntil.bind(ctx))');
   }
-  const route = new Route<Request>(withRuntimeDefaults(given), {
+  const route = new Route<Request>(given, {
     where: 'sse()',
     // A route made per request would count its own streams only: limits need a group made once.
     without: ['maxConnections', 'retryAfter'],
@@ -77,9 +76,7 @@ export async function sse<T = unknown>(
   });
   let transport: WebTransport | undefined;
   const outcome = await route.handle(request, viewOf(request), () => {
-    // Deno warns on every request whose signal is listened to (its signal also aborts after a
-    // successful response); there the body's cancel() says the client left, as promptly.
-    transport = new WebTransport(onDeno ? undefined : request.signal);
+    transport = new WebTransport(() => request.signal);
     return transport;
   });
   if (outcome.kind === 'refused') return refusal(outcome.error);
@@ -104,25 +101,6 @@ export function acceptsEventStream(request: Request, alternatives: readonly stri
 /** A 204 No Content: the one answer that makes `EventSource` stop reconnecting for good. */
 export function refuse(): Response {
   return new Response(null, { status: 204 });
-}
-
-const platform = globalThis as { Bun?: unknown; Deno?: unknown; navigator?: { userAgent?: string } };
-const onWorkerd = platform.navigator?.userAgent === 'Cloudflare-Workers';
-const onBun = platform.Bun !== undefined;
-const onDeno = platform.Deno !== undefined;
-// Bun.serve() closes a response idle for its idleTimeout (10 s by default): heartbeats come sooner.
-const BUN_KEEPALIVE = 8000;
-
-/**
- * What a runtime needs that the defaults do not give it. On workerd a timer belongs to the request that
- * started it and dies with it, and a request with nothing pending is ended as hung: each stream gets a
- * scheduler of its own request (one timer per stream, the runtime's rule, not ours). On Bun, heartbeats
- * come before `Bun.serve()`'s default idle timeout.
- */
-function withRuntimeDefaults<T>(options: RouteOptions<Request, T>): RouteOptions<Request, T> {
-  if (onWorkerd && options.scheduler === undefined) return { ...options, scheduler: new KeepaliveScheduler() };
-  if (onBun && options.keepalive === undefined) return { ...options, keepalive: BUN_KEEPALIVE };
-  return options;
 }
 
 function viewOf(request: Request): RouteRequest {

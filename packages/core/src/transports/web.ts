@@ -5,7 +5,7 @@
  * is gone when the runtime cancels the body or aborts `request.signal`, whichever it does first
  * (runtimes differ in which one they fire).
  */
-import { type Chunk, utf8 } from '../runtime.js';
+import { type Chunk, RUNTIME, utf8 } from '../runtime.js';
 import type { HeaderList, Transport, TransportEvents } from '../transport.js';
 
 /** Default high-water mark of the body stream, in bytes: about what a Node socket buffers. */
@@ -29,10 +29,15 @@ export class WebTransport implements Transport {
   readonly #preset: ((name: string) => boolean) | undefined;
 
   /**
-   * @param signal the request's signal: its abort means the client is gone.
+   * @param signal the request's signal, or a function that reads it (not called on Deno): its abort
+   * means the client is gone.
    * @param hasHeader headers the app set on the response itself (kept instead of ssekit's).
    */
-  constructor(signal?: AbortSignal, hasHeader?: (name: string) => boolean, highWaterMark = WEB_BODY_HIGH_WATER_MARK) {
+  constructor(
+    signal?: AbortSignal | (() => AbortSignal),
+    hasHeader?: (name: string) => boolean,
+    highWaterMark = WEB_BODY_HIGH_WATER_MARK,
+  ) {
     this.#preset = hasHeader;
     this.body = new ReadableStream<Uint8Array>(
       {
@@ -50,9 +55,13 @@ export class WebTransport implements Transport {
       },
       { highWaterMark, size: (chunk) => chunk.byteLength },
     );
-    if (signal !== undefined) {
-      if (signal.aborted) this.#gone = true;
-      else signal.addEventListener('abort', () => this.#leave(undefined), { once: true });
+    // Deno warns for every request whose signal is touched (its signal also aborts after a successful
+    // response): there the signal is not read at all, and the body's cancel() says the client left,
+    // as promptly.
+    const given = RUNTIME.deno ? undefined : typeof signal === 'function' ? signal() : signal;
+    if (given !== undefined) {
+      if (given.aborted) this.#gone = true;
+      else given.addEventListener('abort', () => this.#leave(undefined), { once: true });
     }
   }
 
