@@ -9,8 +9,9 @@ import { fileURLToPath } from 'node:url';
 import vm from 'node:vm';
 import { serve } from '@hono/node-server';
 import { createHub, type Hub } from '@ssekit/core';
-import { sse, type WebSseHandler, type WebSseOptions } from '@ssekit/web';
+import { refuse, sse, type WebSseHandler, type WebSseOptions } from '@ssekit/web';
 import { build } from 'esbuild';
+import { EventSource } from 'eventsource';
 import { afterEach, describe, expect, test } from 'vitest';
 import { closeAll, connect, rawGet, until } from '../../core/test/support/clients.js';
 
@@ -102,6 +103,19 @@ describe('sse(request, …) forms', () => {
     await expect(sse(new Request('http://x/events'), { waitUntil: 'later' } as never)).rejects.toMatchObject({
       code: 'ERR_SSE_INVALID_OPTION',
     });
+  });
+
+  test('refuse() answers 204 and an EventSource stops reconnecting for good', async () => {
+    let requests = 0;
+    const { url } = await serveWeb(async (request) => {
+      requests++;
+      return requests === 1 ? sse(request, { retry: 50 }, (stream) => stream.close()) : refuse();
+    });
+    const es = new EventSource(`${url}/events`);
+    await until(() => es.readyState === EventSource.CLOSED, 5000, 'the EventSource to give up');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(requests).toBe(2);
+    es.close();
   });
 
   test('the client leaving (request.signal or the body cancelled) frees the subscription within a second', async () => {
