@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import net from 'node:net';
-import { type Browser, chromium } from 'playwright-core';
+import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe } from 'vitest';
 import { type ExampleServer, restartablePort, startExample } from './example.js';
 
@@ -104,4 +104,27 @@ export function exampleInChromium(script: string) {
       return server;
     },
   };
+}
+
+/**
+ * Drops a page's connection through `network` once it shows a few events (`#events li[data-id]`,
+ * `#state[data-state]`, as every example page has), keeps it down for `awayMs` while the server goes
+ * on publishing, restores it, and waits until the page shows `more` events past those it had.
+ */
+export async function throughACut(
+  page: Page,
+  network: { cut(): void; restore(): void },
+  { awayMs = 1500, more = 10 } = {},
+): Promise<void> {
+  await page.waitForSelector('#state[data-state="open"]');
+  await page.waitForFunction(() => document.querySelectorAll('#events li[data-id]').length >= 3);
+  network.cut();
+  await page.waitForSelector('#state[data-state="connecting"]');
+  const before = await page.$$eval('#events li[data-id]', (els) => els.length);
+  await page.waitForTimeout(awayMs);
+  network.restore();
+  await page.waitForSelector('#state[data-state="open"]', { timeout: 15_000 });
+  await page.waitForFunction((n) => document.querySelectorAll('#events li[data-id]').length >= n, before + more, {
+    timeout: 15_000,
+  });
 }

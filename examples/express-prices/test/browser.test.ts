@@ -1,7 +1,13 @@
 import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 import { expect, test } from 'vitest';
-import { describeBrowser, type ExampleServer, exampleInChromium, flakyNetwork } from '../../_test/browser.js';
+import {
+  describeBrowser,
+  type ExampleServer,
+  exampleInChromium,
+  flakyNetwork,
+  throughACut,
+} from '../../_test/browser.js';
 
 const script = fileURLToPath(new URL('../server.js', import.meta.url));
 
@@ -20,17 +26,7 @@ describeBrowser('express-prices example in Chromium', () => {
     const page = await suite.browser.newPage();
     try {
       await page.goto(`http://localhost:${network.port}/`);
-      await page.waitForSelector('#state[data-state="open"]');
-      await page.waitForFunction(() => document.querySelectorAll('#events li[data-id]').length >= 3);
-      network.cut();
-      await page.waitForSelector('#state[data-state="connecting"]');
-      const before = (await shownIds(page)).length;
-      await page.waitForTimeout(1500);
-      network.restore();
-      await page.waitForSelector('#state[data-state="open"]', { timeout: 15_000 });
-      await page.waitForFunction((n) => document.querySelectorAll('#events li[data-id]').length >= n + 10, before, {
-        timeout: 15_000,
-      });
+      await throughACut(page, network);
       const got = seqs(await shownIds(page));
       expect(new Set(got).size).toBe(got.length);
       expect(got).toEqual(Array.from({ length: got.length }, (_, i) => (got[0] as number) + i));

@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 import { beforeAll, expect, test } from 'vitest';
 import { ensureBuilt } from '../../../scripts/ensure-built.js';
-import { describeBrowser, exampleInChromium, flakyNetwork } from '../../_test/browser.js';
+import { describeBrowser, exampleInChromium, flakyNetwork, throughACut } from '../../_test/browser.js';
 
 const script = fileURLToPath(new URL('../server.js', import.meta.url));
 
@@ -15,7 +15,6 @@ const shown = (page: Page) =>
   page.$$eval('#events li[data-id]', (els) =>
     els.map((el) => ({ id: el.getAttribute('data-id') as string, n: Number(el.getAttribute('data-n')) })).reverse(),
   );
-const count = (page: Page) => page.$$eval('#events li[data-id]', (els) => els.length);
 
 describeBrowser('hono example in Chromium', () => {
   const suite = exampleInChromium(script);
@@ -26,19 +25,8 @@ describeBrowser('hono example in Chromium', () => {
     const page = await suite.browser.newPage();
     try {
       await page.goto(`http://localhost:${network.port}/`);
-      await page.waitForSelector('#state[data-state="open"]');
-      await page.waitForFunction(() => document.querySelectorAll('#events li[data-id]').length >= 3);
-
-      network.cut();
-      await page.waitForSelector('#state[data-state="connecting"]');
-      const before = await count(page);
       // Ticks go on being published while the page is away: ~7 of them at 200 ms.
-      await page.waitForTimeout(1500);
-      network.restore();
-      await page.waitForSelector('#state[data-state="open"]', { timeout: 15_000 });
-      await page.waitForFunction((n) => document.querySelectorAll('#events li[data-id]').length >= n + 10, before, {
-        timeout: 15_000,
-      });
+      await throughACut(page, network);
 
       const ticks = await shown(page);
       // In arrival order, the tick counters and the hub's sequence numbers (`<epoch>-<seq>`) both go
